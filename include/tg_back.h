@@ -1,0 +1,47 @@
+/*
+ * tg_back.h - the provider interface: one back per provider type.
+ *
+ * A back turns a canonical request into a call to its provider and reports
+ * what comes back as canonical events through call->on_event, as soon as
+ * each arrives. The contract:
+ *   - start() returns TG_OK and then delivers events from the event loop
+ *     (never from inside start itself), ending with exactly one terminal
+ *     event, TG_EV_DONE or TG_EV_ERROR; after it the back has released its
+ *     state and delivers nothing more.
+ *   - on_event returning non-zero stops the call: the back releases its
+ *     state at once and delivers nothing more (no terminal event).
+ *   - cancel() stops a call that has not delivered its terminal event;
+ *     nothing is delivered after it.
+ */
+#ifndef TG_BACK_H
+#define TG_BACK_H
+
+#include "tg_canon.h"
+#include "tg_config.h"
+
+struct event_base;
+struct tg_call;
+
+typedef int tg_event_fn(struct tg_call *call, const struct tg_event *ev);
+
+struct tg_call {
+    struct event_base *base;
+    const struct tg_chat *chat;
+    const struct tg_model *model; /* the candidate being called */
+    tg_event_fn *on_event;
+    void *ctx;         /* the caller's; the back does not touch it */
+    void *back_state;  /* the back's; NULL when no call is running */
+};
+
+struct tg_back {
+    enum tg_provider_type type;
+    int (*start)(struct tg_call *call);
+    void (*cancel)(struct tg_call *call);
+};
+
+/* The back for a provider type, or NULL when none is built in. */
+const struct tg_back *tg_back_for(enum tg_provider_type type);
+
+extern const struct tg_back tg_back_mock;
+
+#endif

@@ -1,0 +1,44 @@
+/*
+ * tg_front.h - the API surface interface: one front per surface.
+ *
+ * A front parses its surface's request body into the canonical struct
+ * tg_chat (in its route handler) and renders the outcome: an error body in
+ * the surface's format, a complete answer, or a stream of events. The
+ * request path (request.c) decides when each is called; fronts never send
+ * HTTP themselves except through the tg_req_* helpers.
+ */
+#ifndef TG_FRONT_H
+#define TG_FRONT_H
+
+#include "tg_canon.h"
+
+struct tg_req;
+
+struct tg_front {
+    const char *name; /* "openai": the surface, for logs and metrics */
+    /* Writes an error body for `status` into r->out (the caller sends it).
+     * `code` is a short machine-readable reason ("invalid_api_key"). */
+    void (*render_error)(struct tg_req *r, int status, const char *code,
+                         const char *message);
+    /* Writes the complete answer collected in r->answer into r->out. */
+    void (*render_answer)(struct tg_req *r);
+    /* Streaming: the first bytes after the headers (may write nothing),
+     * one event, and the closing bytes. Each writes into r->out. */
+    void (*render_stream_start)(struct tg_req *r);
+    void (*render_stream_event)(struct tg_req *r, const struct tg_event *ev);
+    void (*render_stream_end)(struct tg_req *r);
+};
+
+extern const struct tg_front tg_front_openai;
+
+struct tg_parse;
+
+/* Parses a chat completion body (already in p, see tg_parse_body) into
+ * chat. TG_ERROR with the error recorded in p. */
+int tg_front_openai_parse(struct tg_parse *p, struct tg_chat *chat);
+
+/* The OpenAI-compatible surface's route handlers (front_openai.c). */
+void tg_front_openai_chat(struct tg_req *r);
+void tg_front_openai_models(struct tg_req *r);
+
+#endif

@@ -1,0 +1,55 @@
+/*
+ * tg_http.h - the worker's HTTP plumbing shared by the request path and the
+ * fronts: the route table's entry point, common headers, and the single
+ * place a request is finished.
+ */
+#ifndef TG_HTTP_H
+#define TG_HTTP_H
+
+#include "tg_req.h"
+
+struct evhttp_request;
+struct tg_worker;
+
+/* evhttp's generic callback: builds a struct tg_req and dispatches it. */
+void tg_http_dispatch(struct evhttp_request *http, void *arg);
+
+/* Adds Content-Type, x-request-id, the x-tollgate-* routing headers once a
+ * candidate is known, and Connection: close while the worker drains. */
+void tg_http_add_common_headers(struct tg_req *r, const char *content_type);
+
+/* evhttp's own header limit is this much above max_header_bytes; requests
+ * in between get our 431 from tg_http_dispatch (see http_error.c). */
+#define TG_HEADER_SLACK 8192
+
+/* Bytes of a request's parsed headers, counted as "name: value\r\n". */
+size_t tg_http_header_bytes(struct evhttp_request *http);
+
+/* The reason phrase of a status code ("Bad Request"). */
+const char *tg_http_reason(int status);
+
+/* Ends a request: access log, release everything, count it done. r is
+ * freed; the caller must not touch it afterwards. */
+void tg_http_finish(struct tg_req *r);
+
+/* Request path hooks used by http.c (defined in request.c). */
+void tg_req_client_gone(struct tg_req *r);
+void tg_req_release(struct tg_req *r);
+
+/* Authenticates r (auth.c): sets r->team, or answers 401 and returns
+ * TG_ERROR (r is then finished). */
+int tg_auth_check(struct tg_req *r);
+
+struct tg_auth_table *tg_auth_build(const struct tg_config *cfg);
+void tg_auth_free(struct tg_auth_table *t);
+
+/* The access log (access_log.c): one JSON line per finished request. */
+void tg_access_log_open(struct tg_worker *w);
+void tg_access_log_write(struct tg_worker *w, const struct tg_req *r);
+void tg_access_log_close(struct tg_worker *w);
+
+/* Route handlers that belong to no surface. */
+tg_handler_fn tg_http_health;
+tg_handler_fn tg_http_healthz;
+
+#endif

@@ -1,0 +1,101 @@
+/*
+ * tg_req.h - one client request on its way through a worker.
+ *
+ * The request path is a fixed sequence, one function a step:
+ *   parse (the front's handler) -> authenticate -> admit -> resolve -> call
+ *   -> stream -> settle -> log
+ * and struct tg_req carries the request through it. It owns an arena that
+ * every step allocates from; tg_req_finish releases all of it at once.
+ * Admission and settlement against the shared quotas sit between resolve
+ * and call, and after the terminal event, respectively.
+ */
+#ifndef TG_REQ_H
+#define TG_REQ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tg_arena.h"
+#include "tg_back.h"
+#include "tg_canon.h"
+#include "tg_config.h"
+
+struct evbuffer;
+struct evhttp_connection;
+struct evhttp_request;
+struct tg_front;
+struct tg_worker;
+
+#define TG_REQ_ID_MAX 64
+#define TG_MAX_TOOL_CALLS 128
+
+/* A tool call being collected for a non-streaming answer. */
+struct tg_answer_call {
+    struct tg_str id;
+    struct tg_str name;
+    struct evbuffer *arguments;
+};
+
+/* What a non-streaming call collected from its events. */
+struct tg_answer {
+    struct evbuffer *text;
+    struct tg_answer_call calls[TG_MAX_TOOL_CALLS];
+    size_t n_calls;
+    enum tg_stop_reason stop_reason;
+    struct tg_usage usage;
+};
+
+struct tg_req {
+    struct tg_worker *worker;
+    struct evhttp_request *http; /* NULL once the client has gone */
+    struct evhttp_connection *conn;
+    const struct tg_front *front;
+    struct tg_arena arena;
+    char id[TG_REQ_ID_MAX + 1];
+    int64_t started_us;  /* monotonic */
+    int64_t created;     /* wall clock seconds, for response bodies */
+    struct evbuffer *out; /* what the front renders, then sends */
+    int status;           /* HTTP status sent (0 until then) */
+    const char *error_param; /* the request field an error is about */
+    uint64_t bytes_sent;
+
+    const struct tg_team *team;
+    struct tg_chat chat;
+    struct tg_str model_name; /* the name answered with (requested or
+                                 default) */
+    struct tg_route_target target;
+    const struct tg_model *model; /* the candidate serving the call */
+    int n_fallbacks;              /* candidates that failed before it */
+    struct tg_call call;
+    struct tg_answer answer;
+
+    bool is_streaming;   /* the stream's headers went out */
+    bool is_call_running;
+    bool is_client_gone;
+};
+
+/* A route's handler: parses the body, then calls tg_req_run_chat or
+ * answers itself with tg_req_send / tg_req_fail. */
+typedef void tg_handler_fn(struct tg_req *r);
+
+/*
+ * Runs the chat in r->chat: resolve the model, call the provider, stream or
+ * collect the answer, answer the client, finish the request. Failures at
+ * any step are answered in the front's error format.
+ */
+void tg_req_run_chat(struct tg_req *r);
+
+/* Answers with `status` and r->out as a JSON body, then finishes r. */
+void tg_req_send(struct tg_req *r, int status);
+
+/* Renders an error with the request's front, sends it, finishes r. */
+void tg_req_fail(struct tg_req *r, int status, const char *code,
+                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Adds a response header (copied). */
+void tg_req_header(struct tg_req *r, const char *name, const char *value);
+
+/* Microseconds on the monotonic clock. */
+int64_t tg_now_us(void);
+
+#endif

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs the integration tests against the binary in $TG_BIN (default
+# build/tollgate). Installs the test client (the official openai SDK) from
+# the lock file on first use.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+export TG_BIN=$(realpath "${TG_BIN:-$here/../../build/tollgate}")
+cd "$here"
+if [ ! -d node_modules/openai ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+exec node --test --test-concurrency=1 --test-reporter=spec *.test.mjs

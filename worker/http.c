@@ -1,0 +1,307 @@
+/*
+ * http.c - from evhttp's callback to a struct tg_req, and back.
+ *
+ * Every HTTP request gets a struct tg_req (with its arena and request id)
+ * the moment evhttp hands it over, is matched against the route table, and
+ * is authenticated when the route says so. The route's handler takes it
+ * from there. tg_http_finish is the one exit: whatever happened, the request
+ * is logged, freed and counted done there.
+ *
+ * When the client goes away while its request is in flight, libevent calls
+ * the connection's close callback; conn_closed then releases the evhttp
+ * request that libevent has detached and stops the call.
+ */
+#include "tg_http.h"
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tg.h"
+#include "tg_front.h"
+#include "tg_log.h"
+#include "tg_worker.h"
+
+#define REQ_ARENA_FIRST_BLOCK 8192
+
+struct route {
+    const char *path;
+    enum evhttp_cmd_type method;
+    bool needs_auth;
+    const struct tg_front *front;
+    tg_handler_fn *handle;
+};
+
+/* Adding a route is adding a line. */
+static const struct route routes[] = {
+    {"/v1/chat/completions", EVHTTP_REQ_POST, true, &tg_front_openai,
+     tg_front_openai_chat},
+    {"/v1/models", EVHTTP_REQ_GET, true, &tg_front_openai,
+     tg_front_openai_models},
+    {"/health", EVHTTP_REQ_GET, false, &tg_front_openai, tg_http_health},
+    {"/healthz", EVHTTP_REQ_GET, false, &tg_front_openai, tg_http_healthz},
+};
+
+static const struct {
+    int status;
+    const char *reason;
+} reasons[] = {
+    {200, "OK"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {402, "Payment Required"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {408, "Request Timeout"},
+    {413, "Payload Too Large"},
+    {422, "Unprocessable Entity"},
+    {429, "Too Many Requests"},
+    {431, "Request Header Fields Too Large"},
+    {500, "Internal Server Error"},
+    {501, "Not Implemented"},
+    {502, "Bad Gateway"},
+    {503, "Service Unavailable"},
+    {504, "Gateway Timeout"},
+};
+
+const char *tg_http_reason(int status)
+{
+    size_t i;
+
+    for (i = 0; i < TG_ARRAY_LEN(reasons); i++)
+        if (reasons[i].status == status)
+            return reasons[i].reason;
+    return "Unknown";
+}
+
+void tg_http_add_common_headers(struct tg_req *r, const char *content_type)
+{
+    char n[24];
+
+    tg_req_header(r, "Content-Type", content_type);
+    tg_req_header(r, "x-request-id", r->id);
+    if (r->model != NULL) {
+        tg_req_header(r, "x-tollgate-provider", r->model->provider->name);
+        tg_req_header(r, "x-tollgate-model", r->model->name);
+        snprintf(n, sizeof(n), "%d", r->n_fallbacks);
+        tg_req_header(r, "x-tollgate-fallbacks", n);
+    }
+    if (r->worker->is_draining)
+        tg_req_header(r, "Connection", "close");
+}
+
+/* A client-supplied id is kept when it is short and plain, so one id can
+ * follow a call through load balancers and logs. */
+static bool is_plain_request_id(const char *s)
+{
+    size_t n = 0;
+
+    for (; s[n] != '\0'; n++) {
+        char c = s[n];
+        if (n == TG_REQ_ID_MAX ||
+            !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' ||
+              c == ':'))
+            return false;
+    }
+    return n > 0;
+}
+
+static void conn_closed(struct evhttp_connection *conn, void *arg)
+{
+    struct tg_req *r = arg;
+    struct evhttp_request *http = r->http;
+
+    (void)conn;
+    r->http = NULL;
+    r->conn = NULL;
+    /* libevent detaches (and stops owning) a request whose connection fails
+     * before the answer is complete; one still attached it frees itself. */
+    if (http != NULL && evhttp_request_get_connection(http) == NULL)
+        evhttp_request_free(http);
+    tg_req_client_gone(r);
+}
+
+static struct tg_req *req_new(struct tg_worker *w, struct evhttp_request *http)
+{
+    struct tg_req *r = calloc(1, sizeof(*r));
+    const char *id;
+
+    if (r == NULL)
+        return NULL;
+    r->out = evbuffer_new();
+    if (r->out == NULL) {
+        free(r);
+        return NULL;
+    }
+    r->worker = w;
+    r->http = http;
+    r->conn = evhttp_request_get_connection(http);
+    r->front = &tg_front_openai;
+    r->started_us = tg_now_us();
+    r->created = (int64_t)time(NULL);
+    tg_arena_init(&r->arena, REQ_ARENA_FIRST_BLOCK);
+    id = evhttp_find_header(evhttp_request_get_input_headers(http),
+                            "X-Request-Id");
+    if (id != NULL && is_plain_request_id(id))
+        strcpy(r->id, id);
+    else
+        tg_worker_new_request_id(w, r->id);
+    tg_worker_request_begun(w);
+    evhttp_connection_set_closecb(r->conn, conn_closed, r);
+    return r;
+}
+
+/* The answer has been written out: the request stops counting as in
+ * flight only now, so a draining worker never exits with bytes unsent. */
+static void on_written(struct evhttp_request *http, void *arg)
+{
+    struct evhttp_connection *conn = evhttp_request_get_connection(http);
+
+    if (conn != NULL)
+        evhttp_connection_set_closecb(conn, NULL, NULL);
+    tg_worker_request_done(arg);
+}
+
+/* ... or the connection closed before it could be. */
+static void on_closed_while_writing(struct evhttp_connection *conn,
+                                    void *arg)
+{
+    (void)conn;
+    tg_worker_request_done(arg);
+}
+
+void tg_http_finish(struct tg_req *r)
+{
+    struct tg_worker *w = r->worker;
+    bool is_writing = r->conn != NULL && r->http != NULL && r->status != 0;
+
+    if (is_writing) {
+        evhttp_request_set_on_complete_cb(r->http, on_written, w);
+        evhttp_connection_set_closecb(r->conn, on_closed_while_writing, w);
+    } else if (r->conn != NULL) {
+        evhttp_connection_set_closecb(r->conn, NULL, NULL);
+    }
+    tg_access_log_write(w, r);
+    tg_req_release(r);
+    evbuffer_free(r->out);
+    tg_arena_free(&r->arena);
+    free(r);
+    if (!is_writing)
+        tg_worker_request_done(w);
+}
+
+size_t tg_http_header_bytes(struct evhttp_request *http)
+{
+    struct evkeyvalq *h = evhttp_request_get_input_headers(http);
+    struct evkeyval *kv;
+    size_t n = 0;
+
+    for (kv = h->tqh_first; kv != NULL; kv = kv->next.tqe_next)
+        n += strlen(kv->key) + strlen(kv->value) + 4;
+    return n;
+}
+
+static const struct route *route_find(const char *path, bool *path_known,
+                                      enum evhttp_cmd_type method)
+{
+    size_t i;
+
+    *path_known = false;
+    for (i = 0; i < TG_ARRAY_LEN(routes); i++) {
+        if (strcmp(routes[i].path, path) != 0)
+            continue;
+        *path_known = true;
+        if (routes[i].method == method)
+            return &routes[i];
+    }
+    return NULL;
+}
+
+static void answer_no_route(struct tg_req *r, const char *path,
+                            bool path_known)
+{
+    size_t i;
+
+    if (!path_known) {
+        tg_req_fail(r, 404, "not_found", "Unknown request URL: %.200s", path);
+        return;
+    }
+    for (i = 0; i < TG_ARRAY_LEN(routes); i++)
+        if (strcmp(routes[i].path, path) == 0)
+            tg_req_header(r, "Allow",
+                          routes[i].method == EVHTTP_REQ_GET ? "GET" : "POST");
+    tg_req_fail(r, 405, "method_not_allowed",
+                "Method not allowed for %.200s", path);
+}
+
+void tg_http_dispatch(struct evhttp_request *http, void *arg)
+{
+    struct tg_worker *w = arg;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(http);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    const struct route *route;
+    struct tg_req *r;
+    bool path_known;
+
+    r = req_new(w, http);
+    if (r == NULL) {
+        evhttp_send_reply(http, 503, "Service Unavailable", NULL);
+        return;
+    }
+    if (tg_http_header_bytes(http) >
+        (size_t)w->cfg->limits.max_header_bytes) {
+        tg_req_fail(r, 431, "headers_too_large",
+                    "Request headers are larger than the limit of %lld "
+                    "bytes.", (long long)w->cfg->limits.max_header_bytes);
+        return;
+    }
+    if (path == NULL || path[0] == '\0')
+        path = "/";
+    route = route_find(path, &path_known, evhttp_request_get_command(http));
+    if (route == NULL) {
+        answer_no_route(r, path, path_known);
+        return;
+    }
+    r->front = route->front;
+    if (route->needs_auth && tg_auth_check(r) != TG_OK)
+        return;
+    route->handle(r);
+}
+
+static bool has_enabled_provider(const struct tg_config *cfg,
+                                 enum tg_provider_type type)
+{
+    size_t i;
+
+    for (i = 0; i < cfg->n_providers; i++)
+        if (cfg->providers[i].type == type && cfg->providers[i].is_enabled)
+            return true;
+    return false;
+}
+
+/* GET /health: seed 004's body; "aws" says whether Bedrock is usable. */
+void tg_http_health(struct tg_req *r)
+{
+    bool has_aws = has_enabled_provider(r->worker->cfg, TG_PROVIDER_BEDROCK);
+
+    evbuffer_add_printf(r->out, "{\"status\":\"healthy\",\"aws\":\"%s\"}",
+                        has_aws ? "connected" : "not_configured");
+    tg_req_send(r, 200);
+}
+
+/* GET /healthz: liveness for load balancers; 503 once this worker drains so
+ * a balancer stops sending it new connections. */
+void tg_http_healthz(struct tg_req *r)
+{
+    bool is_draining = r->worker->is_draining;
+
+    evbuffer_add_printf(r->out, "{\"status\":\"%s\"}",
+                        is_draining ? "draining" : "ok");
+    tg_req_send(r, is_draining ? 503 : 200);
+}

@@ -1,0 +1,865 @@
+/*
+ * json.c - strict JSON reading: an RFC 8259 validator in front of jsmn, and
+ * the accessors over jsmn's tokens (see tg_json.h).
+ *
+ * jsmn is fast but accepts text RFC 8259 forbids ({"a":1 "b":2}, 01, bad
+ * UTF-8), so tg_json_parse first walks the bytes once as a small state
+ * machine with an explicit stack (no recursion), stopping at the first
+ * problem, and counts the tokens jsmn will make. It then takes exactly that
+ * many tokens from the arena and runs jsmn once. Every accessor checks the
+ * token index it is given, so no index can read outside the tokens.
+ */
+#define JSMN_PARENT_LINKS
+#define JSMN_STRICT
+#include <jsmn.h> /* the one copy of jsmn's implementation in tollgate */
+
+#include "tg_json.h" /* its JSMN_HEADER comes too late: jsmn.h is guarded */
+
+#include "tg.h"
+#include "tg_arena.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Numbers at most this long are converted from a stack copy. */
+#define NUMBER_BUF_SIZE 64
+
+/* ---- validation --------------------------------------------------------- */
+
+enum scan_state {
+    SCAN_VALUE, /* a value must start here */
+    SCAN_KEY,   /* a member's key must start here */
+    SCAN_AFTER, /* a value just ended */
+    SCAN_DONE,
+};
+
+struct scan {
+    const unsigned char *s;
+    size_t len;
+    size_t pos;
+    size_t n_tok; /* tokens jsmn will produce: one per value and per key */
+    enum scan_state state;
+    int depth;
+    unsigned char open[TG_JSON_MAX_DEPTH]; /* '{' or '[' per open level */
+    size_t err_at;
+    const char *message;
+};
+
+static bool scan_fail(struct scan *sc, size_t at, const char *message)
+{
+    sc->err_at = at;
+    sc->message = message;
+    return false;
+}
+
+static bool is_ws(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static bool is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static void skip_ws(struct scan *sc)
+{
+    while (sc->pos < sc->len && is_ws(sc->s[sc->pos]))
+        sc->pos++;
+}
+
+static bool at_end(const struct scan *sc)
+{
+    return sc->pos == sc->len;
+}
+
+/* Value of 4 hex digits at p, or -1. */
+static long hex4(const char *p)
+{
+    long v = 0;
+    int k;
+
+    for (k = 0; k < 4; k++) {
+        char c = p[k];
+
+        if (c >= '0' && c <= '9')
+            v = v * 16 + (c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v = v * 16 + (c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v = v * 16 + (c - 'A' + 10);
+        else
+            return -1;
+    }
+    return v;
+}
+
+/*
+ * Length of the well-formed UTF-8 sequence at s (n >= 1 bytes available),
+ * or 0. The second-byte ranges are Table 3-7 of the Unicode Standard: they
+ * exclude overlongs (C0, C1, E0 80..9F, F0 80..8F), surrogates (ED A0..BF)
+ * and code points past U+10FFFF (F4 90.., F5..FF).
+ */
+static size_t utf8_seq_len(const unsigned char *s, size_t n)
+{
+    unsigned char lo = 0x80, hi = 0xBF;
+    size_t len, k;
+
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] < 0xC2)
+        return 0;
+    if (s[0] < 0xE0) {
+        len = 2;
+    } else if (s[0] < 0xF0) {
+        len = 3;
+        lo = s[0] == 0xE0 ? 0xA0 : 0x80;
+        hi = s[0] == 0xED ? 0x9F : 0xBF;
+    } else if (s[0] < 0xF5) {
+        len = 4;
+        lo = s[0] == 0xF0 ? 0x90 : 0x80;
+        hi = s[0] == 0xF4 ? 0x8F : 0xBF;
+    } else {
+        return 0;
+    }
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (k = 2; k < len; k++)
+        if ((s[k] & 0xC0) != 0x80)
+            return 0;
+    return len;
+}
+
+bool tg_json_is_utf8(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0, k;
+
+    while (i < n) {
+        if (u[i] < 0x80) {
+            i++;
+            continue;
+        }
+        k = utf8_seq_len(u + i, n - i);
+        if (k == 0)
+            return false;
+        i += k;
+    }
+    return true;
+}
+
+/* Length of the escape at s[i] == '\\' (2 or 6), or 0 after failing. */
+static size_t scan_escape(struct scan *sc, size_t i)
+{
+    if (i + 1 >= sc->len)
+        return scan_fail(sc, sc->len, "unterminated string");
+    switch (sc->s[i + 1]) {
+    case '"':
+    case '\\':
+    case '/':
+    case 'b':
+    case 'f':
+    case 'n':
+    case 'r':
+    case 't':
+        return 2;
+    case 'u':
+        if (sc->len - i >= 6 && hex4((const char *)sc->s + i + 2) >= 0)
+            return 6;
+        return scan_fail(sc, i, "invalid \\u escape in string");
+    default:
+        return scan_fail(sc, i, "invalid escape in string");
+    }
+}
+
+/* A string starting at the quote at sc->pos; leaves pos past the end. */
+static bool scan_string(struct scan *sc)
+{
+    size_t i = sc->pos + 1, k;
+
+    while (i < sc->len) {
+        unsigned char c = sc->s[i];
+
+        if (c == '"') {
+            sc->pos = i + 1;
+            return true;
+        }
+        if (c == '\\')
+            k = scan_escape(sc, i);
+        else if (c < 0x20)
+            return scan_fail(sc, i, "control character in string");
+        else if (c < 0x80)
+            k = 1;
+        else if ((k = utf8_seq_len(sc->s + i, sc->len - i)) == 0)
+            return scan_fail(sc, i, "invalid UTF-8 in string");
+        if (k == 0)
+            return false;
+        i += k;
+    }
+    return scan_fail(sc, sc->len, "unterminated string");
+}
+
+static size_t skip_digits(const struct scan *sc, size_t i)
+{
+    while (i < sc->len && is_digit(sc->s[i]))
+        i++;
+    return i;
+}
+
+/* number = [ "-" ] ( "0" / 1-9 *DIGIT ) [ "." 1*DIGIT ]
+ *          [ ( "e" / "E" ) [ "+" / "-" ] 1*DIGIT ]   (RFC 8259, 6) */
+static bool scan_number(struct scan *sc)
+{
+    size_t i = sc->pos;
+
+    if (sc->s[i] == '-')
+        i++;
+    if (i == sc->len || !is_digit(sc->s[i]))
+        return scan_fail(sc, i, "expected a digit after '-'");
+    if (sc->s[i] == '0' && i + 1 < sc->len && is_digit(sc->s[i + 1]))
+        return scan_fail(sc, i, "leading zero in number");
+    i = skip_digits(sc, i);
+    if (i < sc->len && sc->s[i] == '.') {
+        i++;
+        if (i == sc->len || !is_digit(sc->s[i]))
+            return scan_fail(sc, i, "expected a digit after '.'");
+        i = skip_digits(sc, i);
+    }
+    if (i < sc->len && (sc->s[i] == 'e' || sc->s[i] == 'E')) {
+        i++;
+        if (i < sc->len && (sc->s[i] == '+' || sc->s[i] == '-'))
+            i++;
+        if (i == sc->len || !is_digit(sc->s[i]))
+            return scan_fail(sc, i, "expected a digit in exponent");
+        i = skip_digits(sc, i);
+    }
+    sc->pos = i;
+    return true;
+}
+
+static bool scan_literal(struct scan *sc, const char *word)
+{
+    size_t n = strlen(word);
+
+    if (sc->len - sc->pos < n || memcmp(sc->s + sc->pos, word, n) != 0)
+        return scan_fail(sc, sc->pos, "invalid literal");
+    sc->pos += n;
+    return true;
+}
+
+static unsigned char closer_of(unsigned char open)
+{
+    return open == '{' ? '}' : ']';
+}
+
+/* '{' or '[' at sc->pos; an empty container closes at once. */
+static bool scan_open(struct scan *sc, unsigned char open)
+{
+    if (sc->depth == TG_JSON_MAX_DEPTH)
+        return scan_fail(sc, sc->pos, "nesting too deep");
+    sc->open[sc->depth++] = open;
+    sc->pos++;
+    skip_ws(sc);
+    if (!at_end(sc) && sc->s[sc->pos] == closer_of(open)) {
+        sc->depth--;
+        sc->pos++;
+        sc->state = SCAN_AFTER;
+    } else {
+        sc->state = open == '{' ? SCAN_KEY : SCAN_VALUE;
+    }
+    return true;
+}
+
+static bool scan_value(struct scan *sc)
+{
+    unsigned char c;
+
+    if (at_end(sc))
+        return scan_fail(sc, sc->pos, "unexpected end of input");
+    c = sc->s[sc->pos];
+    sc->n_tok++;
+    sc->state = SCAN_AFTER;
+    if (c == '-' || is_digit(c))
+        return scan_number(sc);
+    switch (c) {
+    case '{':
+    case '[':
+        return scan_open(sc, c);
+    case '"':
+        return scan_string(sc);
+    case 't':
+        return scan_literal(sc, "true");
+    case 'f':
+        return scan_literal(sc, "false");
+    case 'n':
+        return scan_literal(sc, "null");
+    default:
+        return scan_fail(sc, sc->pos, "expected a value");
+    }
+}
+
+static bool scan_key(struct scan *sc)
+{
+    if (at_end(sc))
+        return scan_fail(sc, sc->pos, "unexpected end of input");
+    if (sc->s[sc->pos] != '"')
+        return scan_fail(sc, sc->pos, "expected a string key");
+    sc->n_tok++;
+    if (!scan_string(sc))
+        return false;
+    skip_ws(sc);
+    if (at_end(sc))
+        return scan_fail(sc, sc->pos, "unexpected end of input");
+    if (sc->s[sc->pos] != ':')
+        return scan_fail(sc, sc->pos, "expected ':' after key");
+    sc->pos++;
+    skip_ws(sc);
+    sc->state = SCAN_VALUE;
+    return true;
+}
+
+/* After a value: the end of the document, a ',' or the container's close. */
+static bool scan_after(struct scan *sc)
+{
+    unsigned char open, c;
+
+    skip_ws(sc);
+    if (sc->depth == 0) {
+        if (!at_end(sc))
+            return scan_fail(sc, sc->pos,
+                             "unexpected data after the root value");
+        sc->state = SCAN_DONE;
+        return true;
+    }
+    if (at_end(sc))
+        return scan_fail(sc, sc->pos, "unexpected end of input");
+    open = sc->open[sc->depth - 1];
+    c = sc->s[sc->pos++];
+    if (c == closer_of(open)) {
+        sc->depth--;
+        return true;
+    }
+    if (c != ',')
+        return scan_fail(sc, sc->pos - 1,
+                         open == '{' ? "expected ',' or '}' in object"
+                                     : "expected ',' or ']' in array");
+    skip_ws(sc);
+    if (!at_end(sc) && sc->s[sc->pos] == closer_of(open))
+        return scan_fail(sc, sc->pos,
+                         open == '{' ? "trailing comma in object"
+                                     : "trailing comma in array");
+    sc->state = open == '{' ? SCAN_KEY : SCAN_VALUE;
+    return true;
+}
+
+static bool scan_document(struct scan *sc)
+{
+    bool ok = true;
+
+    skip_ws(sc);
+    if (at_end(sc))
+        return scan_fail(sc, sc->pos, "empty document");
+    sc->state = SCAN_VALUE;
+    while (ok && sc->state != SCAN_DONE) {
+        if (sc->state == SCAN_VALUE)
+            ok = scan_value(sc);
+        else if (sc->state == SCAN_KEY)
+            ok = scan_key(sc);
+        else
+            ok = scan_after(sc);
+    }
+    return ok;
+}
+
+/* ---- tokenizing --------------------------------------------------------- */
+
+static int report(struct tg_json_error *err, size_t offset,
+                  const char *message)
+{
+    if (err != NULL) {
+        err->offset = offset;
+        err->message = message;
+    }
+    return TG_ERROR;
+}
+
+/*
+ * In strict mode jsmn wants a delimiter after every primitive, so it
+ * rejects a document that is a bare number or literal ("42"). Such a
+ * document is one token, filled here instead.
+ */
+static void tokenize_root_primitive(struct tg_json *j, jsmntok_t *tok)
+{
+    size_t start = 0, end;
+
+    while (start < j->len && is_ws((unsigned char)j->src[start]))
+        start++;
+    end = start;
+    while (end < j->len && !is_ws((unsigned char)j->src[end]))
+        end++;
+    tok->type = JSMN_PRIMITIVE;
+    tok->start = (int)start;
+    tok->end = (int)end;
+    tok->size = 0;
+    tok->parent = -1;
+}
+
+static bool is_root_primitive(const struct tg_json *j)
+{
+    size_t i = 0;
+
+    while (i < j->len && is_ws((unsigned char)j->src[i]))
+        i++;
+    return i < j->len && j->src[i] != '{' && j->src[i] != '[' &&
+           j->src[i] != '"';
+}
+
+static int tokenize(struct tg_json *j, size_t n_tok, struct tg_arena *arena,
+                    struct tg_json_error *err)
+{
+    jsmntok_t *tok;
+    jsmn_parser parser;
+    int r;
+
+    if (n_tok > INT_MAX || n_tok > SIZE_MAX / sizeof(*tok))
+        return report(err, 0, "document too large");
+    tok = tg_arena_alloc(arena, n_tok * sizeof(*tok));
+    if (tok == NULL)
+        return TG_NOMEM;
+    if (is_root_primitive(j)) {
+        tokenize_root_primitive(j, tok);
+    } else {
+        jsmn_init(&parser);
+        r = jsmn_parse(&parser, j->src, j->len, tok, (unsigned int)n_tok);
+        if (r != (int)n_tok)
+            return report(err, 0, "internal error: jsmn disagrees");
+    }
+    j->tok = tok;
+    j->n_tok = (int)n_tok;
+    return TG_OK;
+}
+
+int tg_json_parse(struct tg_json *j, const char *src, size_t len,
+                  struct tg_arena *arena, struct tg_json_error *err)
+{
+    struct scan sc = {.s = (const unsigned char *)src, .len = len};
+
+    j->src = src;
+    j->len = len;
+    j->tok = NULL;
+    j->n_tok = 0;
+    /* jsmn keeps offsets in int. */
+    if (len > INT_MAX)
+        return report(err, 0, "document too large");
+    if (!scan_document(&sc))
+        return report(err, sc.err_at, sc.message);
+    return tokenize(j, sc.n_tok, arena, err);
+}
+
+/* ---- navigation --------------------------------------------------------- */
+
+static const jsmntok_t *token_at(const struct tg_json *j, int i)
+{
+    if (j == NULL || j->tok == NULL || i < 0 || i >= j->n_tok)
+        return NULL;
+    return &j->tok[i];
+}
+
+enum tg_json_type tg_json_type(const struct tg_json *j, int i)
+{
+    const jsmntok_t *t = token_at(j, i);
+
+    if (t == NULL)
+        return TG_JSON_INVALID;
+    switch (t->type) {
+    case JSMN_OBJECT:
+        return TG_JSON_OBJECT;
+    case JSMN_ARRAY:
+        return TG_JSON_ARRAY;
+    case JSMN_STRING:
+        return TG_JSON_STRING;
+    case JSMN_PRIMITIVE:
+        break;
+    default:
+        return TG_JSON_INVALID;
+    }
+    if (t->end <= t->start)
+        return TG_JSON_INVALID;
+    switch (j->src[t->start]) {
+    case 't':
+        return TG_JSON_TRUE;
+    case 'f':
+        return TG_JSON_FALSE;
+    case 'n':
+        return TG_JSON_NULL;
+    default:
+        return TG_JSON_NUMBER;
+    }
+}
+
+const char *tg_json_type_name(enum tg_json_type type)
+{
+    switch (type) {
+    case TG_JSON_OBJECT:
+        return "object";
+    case TG_JSON_ARRAY:
+        return "array";
+    case TG_JSON_STRING:
+        return "string";
+    case TG_JSON_NUMBER:
+        return "number";
+    case TG_JSON_TRUE:
+    case TG_JSON_FALSE:
+        return "boolean";
+    case TG_JSON_NULL:
+        return "null";
+    default:
+        return "invalid";
+    }
+}
+
+/*
+ * Tokens are in document order and each token's size counts its direct
+ * children (a key has one: its value), so the subtree ends where the
+ * children still owed drop to zero. -1 when i is out of range.
+ */
+int tg_json_skip(const struct tg_json *j, int i)
+{
+    long owed = 1;
+
+    if (token_at(j, i) == NULL)
+        return -1;
+    while (owed > 0 && i < j->n_tok) {
+        owed += j->tok[i].size - 1;
+        i++;
+    }
+    return i;
+}
+
+/*
+ * The cursor holds the index of the next key (0: the first one). A child
+ * of `obj` is recognised by its parent link, so a stale or foreign cursor
+ * ends the walk instead of reading elsewhere.
+ */
+bool tg_json_member(const struct tg_json *j, int obj, int *cursor,
+                    int *key_i, int *val_i)
+{
+    int k;
+
+    if (tg_json_type(j, obj) != TG_JSON_OBJECT)
+        return false;
+    k = *cursor == 0 ? obj + 1 : *cursor;
+    if (k <= obj || k >= j->n_tok - 1 || j->tok[k].parent != obj)
+        return false;
+    *key_i = k;
+    *val_i = k + 1;
+    *cursor = tg_json_skip(j, k + 1);
+    return true;
+}
+
+bool tg_json_element(const struct tg_json *j, int arr, int *cursor,
+                     int *elem_i)
+{
+    int k;
+
+    if (tg_json_type(j, arr) != TG_JSON_ARRAY)
+        return false;
+    k = *cursor == 0 ? arr + 1 : *cursor;
+    if (k <= arr || k >= j->n_tok || j->tok[k].parent != arr)
+        return false;
+    *elem_i = k;
+    *cursor = tg_json_skip(j, k);
+    return true;
+}
+
+int tg_json_size(const struct tg_json *j, int i)
+{
+    enum tg_json_type type = tg_json_type(j, i);
+
+    if (type != TG_JSON_OBJECT && type != TG_JSON_ARRAY)
+        return -1;
+    return j->tok[i].size;
+}
+
+const char *tg_json_raw(const struct tg_json *j, int i, size_t *len)
+{
+    const jsmntok_t *t = token_at(j, i);
+
+    if (t == NULL || t->start < 0 || t->end < t->start) {
+        *len = 0;
+        return NULL;
+    }
+    *len = (size_t)(t->end - t->start);
+    return j->src + t->start;
+}
+
+/* ---- strings ------------------------------------------------------------ */
+
+static size_t utf8_encode(long cp, char *buf)
+{
+    if (cp < 0x80) {
+        buf[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        buf[0] = (char)(0xC0 | (cp >> 6));
+        buf[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        buf[0] = (char)(0xE0 | (cp >> 12));
+        buf[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        buf[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    buf[0] = (char)(0xF0 | (cp >> 18));
+    buf[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    buf[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    buf[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+static bool is_high_surrogate(long cp)
+{
+    return cp >= 0xD800 && cp <= 0xDBFF;
+}
+
+static bool is_low_surrogate(long cp)
+{
+    return cp >= 0xDC00 && cp <= 0xDFFF;
+}
+
+/* \uXXXX at raw[*pos], joined with a following low surrogate escape when
+ * it is a high one. The validator guarantees the 4 hex digits; a lone
+ * surrogate cannot be encoded in UTF-8 and becomes U+FFFD. */
+static size_t decode_unicode(const char *raw, size_t len, size_t *pos,
+                             char *buf)
+{
+    size_t at = *pos;
+    long cp = len - at >= 6 ? hex4(raw + at + 2) : -1;
+    long low;
+
+    if (cp < 0) {
+        *pos = at + 1;
+        buf[0] = '\\';
+        return 1;
+    }
+    *pos = at + 6;
+    if (is_high_surrogate(cp) && len - at >= 12 && raw[at + 6] == '\\' &&
+        raw[at + 7] == 'u') {
+        low = hex4(raw + at + 8);
+        if (is_low_surrogate(low)) {
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+            *pos = at + 12;
+        }
+    }
+    if (is_high_surrogate(cp) || is_low_surrogate(cp))
+        cp = 0xFFFD;
+    return utf8_encode(cp, buf);
+}
+
+static int simple_escape(char c)
+{
+    switch (c) {
+    case '"':
+    case '\\':
+    case '/':
+        return c;
+    case 'b':
+        return '\b';
+    case 'f':
+        return '\f';
+    case 'n':
+        return '\n';
+    case 'r':
+        return '\r';
+    case 't':
+        return '\t';
+    default:
+        return -1;
+    }
+}
+
+/*
+ * The next piece of the decoded string raw[*pos..len): a run of bytes up
+ * to the next backslash, pointed to in place, or one escape decoded into
+ * buf (4 bytes). Sets *piece, advances *pos and returns the piece's length.
+ * A decoded piece is never longer than the raw text it came from.
+ */
+static size_t next_piece(const char *raw, size_t len, size_t *pos, char *buf,
+                         const char **piece)
+{
+    size_t at = *pos;
+    const char *backslash;
+    int c;
+
+    if (raw[at] != '\\') {
+        backslash = memchr(raw + at, '\\', len - at);
+        *pos = backslash != NULL ? (size_t)(backslash - raw) : len;
+        *piece = raw + at;
+        return *pos - at;
+    }
+    *piece = buf;
+    if (at + 1 < len && raw[at + 1] == 'u')
+        return decode_unicode(raw, len, pos, buf);
+    c = at + 1 < len ? simple_escape(raw[at + 1]) : -1;
+    *pos = c < 0 ? at + 1 : at + 2;
+    buf[0] = c < 0 ? '\\' : (char)c;
+    return 1;
+}
+
+int tg_json_str(const struct tg_json *j, int i, struct tg_arena *arena,
+                char **out, size_t *out_len)
+{
+    const char *raw, *piece;
+    char buf[4], *dst;
+    size_t len, pos = 0, n = 0, k;
+
+    if (tg_json_type(j, i) != TG_JSON_STRING)
+        return TG_ERROR;
+    raw = tg_json_raw(j, i, &len);
+    dst = tg_arena_alloc(arena, len + 1);
+    if (dst == NULL)
+        return TG_NOMEM;
+    while (pos < len) {
+        k = next_piece(raw, len, &pos, buf, &piece);
+        memcpy(dst + n, piece, k);
+        n += k;
+    }
+    dst[n] = '\0';
+    *out = dst;
+    *out_len = n;
+    return TG_OK;
+}
+
+/* Compares piece by piece, so a key without escapes costs one memcmp. */
+static bool decoded_equals(const char *raw, size_t len, const char *s,
+                           size_t s_len)
+{
+    const char *piece;
+    char buf[4];
+    size_t pos = 0, seen = 0, k;
+
+    while (pos < len) {
+        k = next_piece(raw, len, &pos, buf, &piece);
+        if (k > s_len - seen || memcmp(piece, s + seen, k) != 0)
+            return false;
+        seen += k;
+    }
+    return seen == s_len;
+}
+
+static bool str_eq_n(const struct tg_json *j, int i, const char *s,
+                     size_t s_len)
+{
+    const char *raw;
+    size_t len;
+
+    if (tg_json_type(j, i) != TG_JSON_STRING)
+        return false;
+    raw = tg_json_raw(j, i, &len);
+    return decoded_equals(raw, len, s, s_len);
+}
+
+bool tg_json_str_eq(const struct tg_json *j, int i, const char *s)
+{
+    return s != NULL && str_eq_n(j, i, s, strlen(s));
+}
+
+/* Scans every member, since the last of duplicate keys wins. */
+int tg_json_get(const struct tg_json *j, int obj, const char *key)
+{
+    int cursor = 0, k, v, found = -1;
+    size_t key_len;
+
+    if (key == NULL)
+        return -1;
+    key_len = strlen(key);
+    while (tg_json_member(j, obj, &cursor, &k, &v))
+        if (str_eq_n(j, k, key, key_len))
+            found = v;
+    return found;
+}
+
+/* ---- numbers and booleans ----------------------------------------------- */
+
+/* Accumulates the magnitude in uint64 so that INT64_MIN, whose magnitude
+ * INT64_MAX cannot hold, parses too. */
+int tg_json_int64(const struct tg_json *j, int i, int64_t *out)
+{
+    const char *p;
+    size_t len, k;
+    uint64_t mag = 0, limit;
+    bool negative;
+
+    if (tg_json_type(j, i) != TG_JSON_NUMBER)
+        return TG_ERROR;
+    p = tg_json_raw(j, i, &len);
+    negative = p[0] == '-';
+    limit = negative ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    k = negative ? 1 : 0;
+    if (k == len)
+        return TG_ERROR;
+    for (; k < len; k++) {
+        unsigned int digit = (unsigned int)(p[k] - '0');
+
+        if (digit > 9) /* '.', 'e' or 'E' */
+            return TG_ERROR;
+        if (mag > (limit - digit) / 10)
+            return TG_ERROR;
+        mag = mag * 10 + digit;
+    }
+    if (!negative)
+        *out = (int64_t)mag;
+    else
+        *out = mag == limit ? INT64_MIN : -(int64_t)mag;
+    return TG_OK;
+}
+
+/*
+ * strtod needs a NUL after the number, which the text may not have. A long
+ * number (JSON allows any count of digits) is copied to the heap, as there
+ * is no arena here. strtod follows LC_NUMERIC; tollgate never calls
+ * setlocale, so the decimal point is '.'.
+ */
+int tg_json_double(const struct tg_json *j, int i, double *out)
+{
+    char local[NUMBER_BUF_SIZE], *copy = local;
+    const char *p;
+    size_t len;
+    double v;
+
+    if (tg_json_type(j, i) != TG_JSON_NUMBER)
+        return TG_ERROR;
+    p = tg_json_raw(j, i, &len);
+    if (len >= sizeof(local)) {
+        copy = malloc(len + 1);
+        if (copy == NULL)
+            return TG_NOMEM;
+    }
+    memcpy(copy, p, len);
+    copy[len] = '\0';
+    v = strtod(copy, NULL);
+    if (copy != local)
+        free(copy);
+    if (!isfinite(v))
+        return TG_ERROR;
+    *out = v;
+    return TG_OK;
+}
+
+int tg_json_bool(const struct tg_json *j, int i, bool *out)
+{
+    switch (tg_json_type(j, i)) {
+    case TG_JSON_TRUE:
+        *out = true;
+        return TG_OK;
+    case TG_JSON_FALSE:
+        *out = false;
+        return TG_OK;
+    default:
+        return TG_ERROR;
+    }
+}

@@ -1,0 +1,130 @@
+/*
+ * json_write.c - writing JSON strings into evbuffers (see tg_json.h).
+ *
+ * This is on the streaming hot path, so bytes that need no escaping go out
+ * in runs, one evbuffer_add per run, never byte by byte. A run of non-ASCII
+ * bytes is checked whole with tg_json_is_utf8 and passes through when valid
+ * (a multi-byte sequence never contains an ASCII byte, so it cannot straddle
+ * two runs); only an invalid run is walked sequence by sequence, and each
+ * byte that starts no valid sequence becomes \ufffd.
+ */
+#include "tg_json.h"
+
+#include "tg.h"
+
+#include <event2/buffer.h>
+
+#define REPLACEMENT "\\ufffd"
+
+static bool needs_escape(unsigned char c)
+{
+    return c < 0x20 || c == '"' || c == '\\' || c == 0x7F;
+}
+
+/* Appends s[from..to); 0 or -1 like evbuffer_add. */
+static int add_run(struct evbuffer *out, const char *s, size_t from,
+                   size_t to)
+{
+    return to > from ? evbuffer_add(out, s + from, to - from) : 0;
+}
+
+static int add_escape(struct evbuffer *out, unsigned char c)
+{
+    static const char hex[] = "0123456789abcdef";
+    char buf[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xF]};
+
+    switch (c) {
+    case '"':
+        return evbuffer_add(out, "\\\"", 2);
+    case '\\':
+        return evbuffer_add(out, "\\\\", 2);
+    case '\b':
+        return evbuffer_add(out, "\\b", 2);
+    case '\f':
+        return evbuffer_add(out, "\\f", 2);
+    case '\n':
+        return evbuffer_add(out, "\\n", 2);
+    case '\r':
+        return evbuffer_add(out, "\\r", 2);
+    case '\t':
+        return evbuffer_add(out, "\\t", 2);
+    default:
+        return evbuffer_add(out, buf, sizeof(buf));
+    }
+}
+
+/* Length a UTF-8 lead byte announces; 0 for a byte that leads nothing. */
+static size_t lead_len(unsigned char c)
+{
+    if (c >= 0xC2 && c <= 0xDF)
+        return 2;
+    if (c >= 0xE0 && c <= 0xEF)
+        return 3;
+    if (c >= 0xF0 && c <= 0xF4)
+        return 4;
+    return 0;
+}
+
+/* A run of bytes >= 0x80 that is not valid UTF-8 as a whole. */
+static int add_repaired(struct evbuffer *out, const char *s, size_t n)
+{
+    size_t i = 0, run = 0, k;
+
+    while (i < n) {
+        k = lead_len((unsigned char)s[i]);
+        if (k != 0 && k <= n - i && tg_json_is_utf8(s + i, k)) {
+            i += k;
+            continue;
+        }
+        if (add_run(out, s, run, i) != 0 ||
+            evbuffer_add(out, REPLACEMENT, sizeof(REPLACEMENT) - 1) != 0)
+            return -1;
+        run = ++i;
+    }
+    return add_run(out, s, run, n);
+}
+
+/* End of the run of bytes >= 0x80 starting at s[i]. */
+static size_t high_run_end(const unsigned char *u, size_t i, size_t n)
+{
+    while (i < n && u[i] >= 0x80)
+        i++;
+    return i;
+}
+
+static int write_body(struct evbuffer *out, const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0, run = 0, end;
+
+    while (i < n) {
+        if (u[i] >= 0x80) {
+            end = high_run_end(u, i, n);
+            if (!tg_json_is_utf8(s + i, end - i)) {
+                if (add_run(out, s, run, i) != 0 ||
+                    add_repaired(out, s + i, end - i) != 0)
+                    return -1;
+                run = end;
+            }
+            i = end;
+        } else if (needs_escape(u[i])) {
+            if (add_run(out, s, run, i) != 0 || add_escape(out, u[i]) != 0)
+                return -1;
+            run = ++i;
+        } else {
+            i++;
+        }
+    }
+    return add_run(out, s, run, n);
+}
+
+int tg_json_write_str(struct evbuffer *out, const char *s, size_t n)
+{
+    /* One reservation up front, so the runs below rarely reallocate. */
+    if (n < SIZE_MAX - 2 && evbuffer_expand(out, n + 2) != 0)
+        return TG_NOMEM;
+    if (evbuffer_add(out, "\"", 1) != 0 || write_body(out, s, n) != 0 ||
+        evbuffer_add(out, "\"", 1) != 0)
+        return TG_NOMEM;
+    return TG_OK;
+}

@@ -1,0 +1,285 @@
+/*
+ * request.c - the request path of a chat call, step by step.
+ *
+ * tg_req_run_chat resolves the model, starts the provider call and turns the
+ * provider's events into the client's answer: written at once when the
+ * client streams, collected into r->answer otherwise. Every way a request
+ * ends goes through req_finish, which logs it and frees it; the request
+ * therefore owns nothing that outlives it.
+ *
+ * The client may vanish at any time (the connection's close callback, see
+ * http.c, sets is_client_gone and cancels the call); after that nothing is
+ * written and the request is finished without an answer.
+ */
+#include "tg_req.h"
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "tg.h"
+#include "tg_front.h"
+#include "tg_http.h"
+#include "tg_log.h"
+#include "tg_worker.h"
+
+int64_t tg_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void tg_req_header(struct tg_req *r, const char *name, const char *value)
+{
+    if (r->http != NULL)
+        evhttp_add_header(evhttp_request_get_output_headers(r->http), name,
+                          value);
+}
+
+void tg_req_send(struct tg_req *r, int status)
+{
+    if (r->http != NULL) {
+        tg_http_add_common_headers(r, "application/json");
+        r->status = status;
+        r->bytes_sent = evbuffer_get_length(r->out);
+        evhttp_send_reply(r->http, status, tg_http_reason(status), r->out);
+    }
+    tg_http_finish(r);
+}
+
+void tg_req_fail(struct tg_req *r, int status, const char *code,
+                 const char *fmt, ...)
+{
+    char message[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof(message), fmt, ap);
+    va_end(ap);
+    evbuffer_drain(r->out, evbuffer_get_length(r->out));
+    r->front->render_error(r, status, code, message);
+    tg_req_send(r, status);
+}
+
+/* Lists every name a request may use, for the 400 that says what is valid. */
+static void append_valid_names(struct tg_req *r, char *buf, size_t cap)
+{
+    const struct tg_config *cfg = r->worker->cfg;
+    size_t used = 0;
+    size_t i;
+
+    buf[0] = '\0';
+    for (i = 0; i < cfg->n_model_groups && used < cap; i++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s%s",
+                                 used ? ", " : "", cfg->model_groups[i].name);
+    for (i = 0; i < cfg->n_models && used < cap; i++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s%s",
+                                 used ? ", " : "", cfg->models[i].name);
+}
+
+/* Step "resolve": the requested (or default) model name to a candidate. */
+static int req_resolve(struct tg_req *r)
+{
+    const struct tg_config *cfg = r->worker->cfg;
+    char names[768];
+
+    r->model_name = r->chat.model;
+    if (r->model_name.len == 0) {
+        r->model_name.ptr = cfg->default_model;
+        r->model_name.len = strlen(cfg->default_model);
+    }
+    if (r->model_name.len == 0) {
+        tg_req_fail(r, 400, "model_required",
+                    "'model' is required: no default_model is configured");
+        return TG_ERROR;
+    }
+    if (tg_cfg_resolve_model(cfg, r->model_name.ptr, r->model_name.len,
+                             &r->target) != TG_OK) {
+        append_valid_names(r, names, sizeof(names));
+        tg_req_fail(r, 400, "model_not_found",
+                    "The model '%.*s' does not exist. Valid models: %s",
+                    (int)(r->model_name.len > 200 ? 200 : r->model_name.len),
+                    r->model_name.ptr, names);
+        return TG_ERROR;
+    }
+    r->model = r->target.group ? r->target.group->primary : r->target.model;
+    return TG_OK;
+}
+
+static int answer_add_call(struct tg_answer *a, const struct tg_event *ev)
+{
+    struct tg_answer_call *c;
+
+    if (a->n_calls == TG_MAX_TOOL_CALLS)
+        return TG_ERROR;
+    c = &a->calls[a->n_calls++];
+    c->id = ev->id;
+    c->name = ev->name;
+    c->arguments = evbuffer_new();
+    return c->arguments ? TG_OK : TG_NOMEM;
+}
+
+/* Folds one event into the answer of a non-streaming call. */
+static int answer_collect(struct tg_answer *a, const struct tg_event *ev)
+{
+    switch (ev->type) {
+    case TG_EV_TEXT:
+        return evbuffer_add(a->text, ev->text.ptr, ev->text.len);
+    case TG_EV_TOOL_START:
+        return answer_add_call(a, ev);
+    case TG_EV_TOOL_DELTA:
+        if (ev->index < 0 || (size_t)ev->index >= a->n_calls)
+            return TG_ERROR;
+        return evbuffer_add(a->calls[ev->index].arguments, ev->text.ptr,
+                            ev->text.len);
+    case TG_EV_STOP:
+        a->stop_reason = ev->stop_reason;
+        return TG_OK;
+    case TG_EV_USAGE:
+        a->usage = ev->usage;
+        return TG_OK;
+    default:
+        return TG_OK;
+    }
+}
+
+static void answer_release(struct tg_answer *a)
+{
+    size_t i;
+
+    if (a->text != NULL)
+        evbuffer_free(a->text);
+    for (i = 0; i < a->n_calls; i++)
+        evbuffer_free(a->calls[i].arguments);
+    a->text = NULL;
+    a->n_calls = 0;
+}
+
+static void stream_flush(struct tg_req *r)
+{
+    size_t n = evbuffer_get_length(r->out);
+
+    if (n == 0 || r->http == NULL)
+        return;
+    r->bytes_sent += n;
+    evhttp_send_reply_chunk(r->http, r->out);
+}
+
+static void stream_start(struct tg_req *r)
+{
+    tg_http_add_common_headers(r, "text/event-stream");
+    tg_req_header(r, "Cache-Control", "no-cache");
+    tg_req_header(r, "X-Accel-Buffering", "no");
+    r->status = 200;
+    evhttp_send_reply_start(r->http, 200, "OK");
+    r->is_streaming = true;
+    r->front->render_stream_start(r);
+    stream_flush(r);
+}
+
+static void stream_end(struct tg_req *r)
+{
+    r->front->render_stream_end(r);
+    stream_flush(r);
+    evhttp_send_reply_end(r->http);
+    tg_http_finish(r);
+}
+
+/* The call ended (terminal event): answer, settle, log, free. */
+static void call_ended(struct tg_req *r, const struct tg_event *ev)
+{
+    r->is_call_running = false;
+    if (r->is_client_gone) {
+        tg_http_finish(r);
+        return;
+    }
+    if (r->is_streaming) {
+        if (ev->type == TG_EV_ERROR)
+            r->front->render_stream_event(r, ev);
+        stream_end(r);
+        return;
+    }
+    if (ev->type == TG_EV_ERROR) {
+        tg_req_fail(r, ev->status ? ev->status : 502, "upstream_error",
+                    "%.*s", (int)ev->text.len, ev->text.ptr);
+        return;
+    }
+    r->front->render_answer(r);
+    tg_req_send(r, 200);
+}
+
+/* The back's event sink. Returns non-zero to stop the call. */
+static int on_call_event(struct tg_call *call, const struct tg_event *ev)
+{
+    struct tg_req *r = call->ctx;
+
+    if (ev->type == TG_EV_DONE || ev->type == TG_EV_ERROR) {
+        call_ended(r, ev);
+        return TG_OK;
+    }
+    if (r->is_client_gone)
+        return TG_ERROR;
+    if (!r->chat.is_stream)
+        return answer_collect(&r->answer, ev) == 0 ? TG_OK : TG_ERROR;
+    if (!r->is_streaming)
+        stream_start(r);
+    r->front->render_stream_event(r, ev);
+    stream_flush(r);
+    return TG_OK;
+}
+
+/* Step "call": start the serving candidate's provider. */
+static void req_call(struct tg_req *r)
+{
+    const struct tg_back *back = tg_back_for(r->model->provider->type);
+
+    if (!r->model->provider->is_enabled || back == NULL) {
+        tg_req_fail(r, 503, "provider_unavailable",
+                    "the provider '%s' of model '%s' is not available",
+                    r->model->provider->name, r->model->name);
+        return;
+    }
+    r->answer.text = evbuffer_new();
+    r->call.base = r->worker->base;
+    r->call.chat = &r->chat;
+    r->call.model = r->model;
+    r->call.on_event = on_call_event;
+    r->call.ctx = r;
+    if (r->answer.text == NULL || back->start(&r->call) != TG_OK) {
+        tg_req_fail(r, 500, "internal_error", "could not start the call");
+        return;
+    }
+    r->is_call_running = true;
+}
+
+void tg_req_run_chat(struct tg_req *r)
+{
+    if (req_resolve(r) != TG_OK)
+        return;
+    req_call(r);
+}
+
+/* Stops a running call when the client has gone; see http.c. */
+void tg_req_client_gone(struct tg_req *r)
+{
+    const struct tg_back *back;
+
+    r->is_client_gone = true;
+    if (!r->is_call_running)
+        return;
+    back = tg_back_for(r->model->provider->type);
+    back->cancel(&r->call);
+    r->is_call_running = false;
+    tg_http_finish(r);
+}
+
+void tg_req_release(struct tg_req *r)
+{
+    answer_release(&r->answer);
+}
