@@ -71,12 +71,37 @@ test: test-deps
 unit: $(BUILD)/unit-tests
 	$(BUILD)/unit-tests --jobs 2
 
+# Leak and memory-error check of the whole gateway under valgrind.
+valgrind: test-deps
+	@$(MAKE) --no-print-directory all
+	TG_BIN=$(BUILD)/tollgate tests/valgrind.sh
+
+# libFuzzer targets (clang), one per parser of outside bytes; each runs for
+# FUZZ_SECONDS. Build only: make fuzz FUZZ_SECONDS=0.
+FUZZ_SECONDS ?= 60
+FUZZ_SRC  := $(wildcard tests/fuzz/*.c)
+FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_LIB  := $(filter-out master/%,$(LIB_SRC)) master/log.c
+
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB)
+	@mkdir -p build/fuzz
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude $(PKG_CFLAGS) \
+		-fsanitize=fuzzer,address,undefined $^ -o $@ $(LDLIBS)
+
+fuzz: $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do \
+		echo "fuzz: $$f for $(FUZZ_SECONDS)s"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/ \
+			> $$f.log 2>&1 || { tail -40 $$f.log; exit 1; }; \
+		grep -E "^Done [0-9]+ runs" $$f.log; \
+	done
+
 format-check:
 	clang-format --dry-run --Werror $(LIB_SRC) master/main.c include/*.h $(UNIT_SRC)
 
 clean:
 	rm -rf build
 
-.PHONY: all deps test-deps run test unit format-check clean
+.PHONY: all deps test-deps run test unit valgrind fuzz format-check clean
 
 -include $(LIB_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BUILD)/obj/master/main.d

@@ -40,6 +40,9 @@ static bool push_note(struct tg_cfg_ctx *ctx, const struct tg_cfg_note *note)
 }
 
 static char *vformat(const char *fmt, va_list ap)
+    __attribute__((format(printf, 1, 0)));
+
+static char *vformat(const char *fmt, va_list ap)
 {
     va_list copy;
     char *text;
@@ -69,6 +72,10 @@ static char *format(const char *fmt, ...)
     va_end(ap);
     return text;
 }
+
+static void vreport(struct tg_cfg_ctx *ctx, bool is_error,
+                    const yaml_mark_t *mark, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 
 static void vreport(struct tg_cfg_ctx *ctx, bool is_error,
                     const yaml_mark_t *mark, const char *fmt, va_list ap)

@@ -110,7 +110,7 @@ static bool parse_address(struct tg_cfg_ctx *ctx, const yaml_node_t *at,
                      quoted);
         return false;
     }
-    port_text = memrchr(text, ':', len) + 1;
+    port_text = (const char *)memrchr(text, ':', len) + 1;
     if (!tg_cfg_parse_int(port_text, len - (size_t)(port_text - text),
                           &port) ||
         port < 1 || port > UINT16_MAX) {

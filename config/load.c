@@ -113,12 +113,13 @@ static void parse_and_fill(struct tg_cfg_ctx *ctx, const char *yaml,
         return;
     }
     root = yaml_document_get_root_node(&doc);
+    if (root != NULL)
+        check_single(ctx, &parser, yaml, len);
     if (is_empty(root)) {
         tg_cfg_report(ctx, true, &(yaml_mark_t){0, 0, 0},
                       "the file is empty (expected a mapping of settings: "
                       "listen, providers, models, teams, ...)");
     } else {
-        check_single(ctx, &parser, yaml, len);
         ctx->doc = &doc;
         tg_cfg_fill(ctx, root);
         ctx->doc = NULL;
@@ -152,43 +153,53 @@ struct tg_config *tg_cfg_load_string(const char *name, const char *yaml,
     return &box->cfg;
 }
 
-/* The whole file in a malloc'ed buffer, or NULL with errno set. */
-static char *read_file(const char *path, size_t *len)
+static char *read_all(int fd, size_t *len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    size_t cap = 65536, n = 0;
+    size_t cap = 0, n = 0;
     char *buf = NULL, *grown;
-    ssize_t r = 1;
+    ssize_t r;
+    int saved;
 
-    if (fd < 0)
-        return NULL;
-    while (r > 0) {
-        if (n == cap || buf == NULL) {
-            cap = buf == NULL ? cap : cap * 2;
+    for (;;) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 65536;
             grown = realloc(buf, cap);
             if (grown == NULL) {
-                r = -1;
+                free(buf);
                 errno = ENOMEM;
-                break;
+                return NULL;
             }
             buf = grown;
         }
         r = read(fd, buf + n, cap - n);
-        if (r > 0)
-            n += (size_t)r;
-        else if (r < 0 && errno == EINTR)
-            r = 1;
+        if (r == 0)
+            break;
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            saved = errno;
+            free(buf);
+            errno = saved;
+            return NULL;
+        }
+        n += (size_t)r;
     }
-    if (r < 0) {
-        int saved = errno;
-
-        free(buf);
-        close(fd);
-        errno = saved;
-        return NULL;
-    }
-    close(fd);
     *len = n;
+    return buf;
+}
+
+/* The whole file in a malloc'ed buffer, or NULL with errno set. */
+static char *read_file(const char *path, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC), saved;
+    char *buf;
+
+    if (fd < 0)
+        return NULL;
+    buf = read_all(fd, len);
+    saved = errno;
+    close(fd);
+    errno = saved;
     return buf;
 }
 

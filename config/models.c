@@ -132,7 +132,8 @@ static struct tg_model *group_member(struct tg_cfg_ctx *ctx,
     return m;
 }
 
-static bool is_in_group(const struct tg_model_group *g, const struct tg_model *m)
+static bool is_in_group(const struct tg_model_group *g,
+                        const struct tg_model *m)
 {
     size_t i;
 

@@ -125,7 +125,8 @@ static const struct provider_type *read_type(struct tg_cfg_ctx *ctx,
     if (text == NULL)
         return NULL;
     for (i = 0; i < TG_ARRAY_LEN(types); i++)
-        if (strlen(types[i].name) == len && memcmp(text, types[i].name, len) == 0)
+        if (strlen(types[i].name) == len &&
+            memcmp(text, types[i].name, len) == 0)
             return &types[i];
     tg_cfg_error(ctx, node, "type must be %s, got %s", expected,
                  tg_cfg_quote(ctx, text, len));
@@ -235,8 +236,9 @@ static void check_secrets(struct tg_cfg_ctx *ctx, struct tg_provider *p,
 
 static bool is_region(const char *r)
 {
-    return r[0] != '\0' && r[strspn(r, "abcdefghijklmnopqrstuvwxyz0123456789-")]
-                               == '\0';
+    static const char allowed[] = "abcdefghijklmnopqrstuvwxyz0123456789-";
+
+    return r[0] != '\0' && r[strspn(r, allowed)] == '\0';
 }
 
 /* Bedrock's region goes into its host name, so only [a-z0-9-] is taken. */

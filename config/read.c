@@ -384,7 +384,7 @@ bool tg_cfg_read_number(struct tg_cfg_ctx *ctx, const struct tg_cfg_slot *s,
                      expected, tg_cfg_quote(ctx, text, len));
         return false;
     }
-    *inout = v == 0 ? 0 : v; /* no -0 */
+    *inout = v + 0.0; /* turns -0 into 0 */
     return true;
 }
 

@@ -77,7 +77,13 @@ static char *team_name(struct tg_cfg_ctx *ctx, const yaml_node_t *key)
 
 static bool is_hex(const char *s, size_t len)
 {
-    return strspn(s, "0123456789abcdefABCDEF") >= len;
+    size_t i;
+
+    for (i = 0; i < len; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+              (s[i] >= 'A' && s[i] <= 'F')))
+            return false;
+    return true;
 }
 
 static bool is_hashed(const char *key, size_t len)

@@ -4,6 +4,7 @@
 #
 #   scripts/install-deps.sh            build + run dependencies
 #   scripts/install-deps.sh --test     also what the tests need
+#   scripts/install-deps.sh --fuzz     also clang's libFuzzer (make fuzz)
 #   scripts/install-deps.sh --check    exit 0 if build + run deps are present
 #   scripts/install-deps.sh --check --test
 set -euo pipefail
@@ -11,14 +12,16 @@ set -euo pipefail
 build_pkgs=(gcc make pkg-config libevent-dev libssl-dev libyaml-dev
             libjsmn-dev ca-certificates)
 test_pkgs=(libcriterion-dev curl valgrind)
+fuzz_pkgs=(clang libclang-rt-14-dev)
 
 want=("${build_pkgs[@]}")
 check_only=0
 for arg in "$@"; do
   case "$arg" in
     --test) want+=("${test_pkgs[@]}") ;;
+    --fuzz) want+=("${fuzz_pkgs[@]}") ;;
     --check) check_only=1 ;;
-    *) echo "usage: $0 [--test] [--check]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--test] [--fuzz] [--check]" >&2; exit 2 ;;
   esac
 done
 

@@ -515,7 +515,10 @@ static int parse_scalars(struct tg_parse *p, struct tg_chat *c)
 
 static int parse_chat(struct tg_parse *p, struct tg_chat *c)
 {
-    int rc = check_params(p);
+    int rc;
+
+    memset(c, 0, sizeof(*c));
+    rc = check_params(p);
 
     if (rc == TG_OK)
         rc = parse_scalars(p, c);

@@ -133,6 +133,9 @@ export async function startGateway(t, o = {}) {
         clearTimeout(timer);
       }
       fs.rmSync(dir, { recursive: true, force: true });
+      // Under SANITIZE=1 a report from any process fails the test.
+      const report = /(ERROR: (Address|Leak)Sanitizer|runtime error:)[^]*/.exec(output);
+      if (report) throw new Error(`sanitizer report:\n${report[0].slice(0, 4000)}`);
     },
   };
   t.after(() => gw.stop());

@@ -311,7 +311,8 @@ Test(defaults, provider_settings_replace_defaults)
             "  o: {type: openai, base_url: \"http://h:1/v1//\",\n"
             "      connect_timeout_ms: 1, first_byte_timeout_ms: 3600000,\n"
             "      timeout_ms: 86400000, max_connections: 100000,\n"
-            "      retries: 0, tls_verify: true, ca_file: config/tollgate.yaml}\n");
+            "      retries: 0, tls_verify: true,\n"
+            "      ca_file: config/tollgate.yaml}\n");
     p = tg_cfg_find_provider(cfg, "o");
     cr_assert_str_eq(p->base_url, "http://h:1/v1");
     cr_assert_eq(p->connect_timeout_ms, 1);
@@ -745,9 +746,10 @@ Test(errors, missing_required_provider_keys)
 Test(errors, empty_bedrock_region)
 {
     expect_error("providers:\n"
-                 "  b: {type: bedrock, access_key_id: i, secret_access_key: s,\n"
+                 "  b: {type: bedrock, access_key_id: i,\n"
+                 "      secret_access_key: s,\n"
                  "      region: \"\"}\n",
-                 "t.yaml:3:15: error: region must not be empty (e.g. "
+                 "t.yaml:4:15: error: region must not be empty (e.g. "
                  "us-east-1)");
 }
 
