@@ -27,6 +27,7 @@ struct interp {
     const yaml_node_t *at;
     const char *what; /* the key whose value this is, for messages */
     char *out;        /* NULL while measuring */
+    size_t cap;       /* what the first pass measured */
     size_t len;
     bool is_bad;
 };
@@ -41,9 +42,11 @@ static bool is_name_char(char c)
     return is_name_start(c) || (c >= '0' && c <= '9');
 }
 
+/* The bound keeps the buffer safe even if the environment changed
+ * between the passes. */
 static void emit(struct interp *it, const char *s, size_t n)
 {
-    if (it->out != NULL)
+    if (it->out != NULL && it->len <= it->cap && n <= it->cap - it->len)
         memcpy(it->out + it->len, s, n);
     it->len += n;
 }
@@ -187,9 +190,13 @@ char *tg_cfg_interpolate(struct tg_cfg_ctx *ctx, const yaml_node_t *at,
     out = tg_cfg_scratch(ctx, it.len + 1);
     if (out == NULL)
         return NULL;
+    memset(out, 0, it.len + 1);
     it.out = out;
+    it.cap = it.len;
     it.len = 0;
     walk(&it, text, len);
+    if (it.len > it.cap)
+        it.len = it.cap;
     out[it.len] = '\0';
     *out_len = it.len;
     return out;

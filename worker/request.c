@@ -199,6 +199,8 @@ static void call_ended(struct tg_req *r, const struct tg_event *ev)
         tg_http_finish(r);
         return;
     }
+    if (r->chat.is_stream && !r->is_streaming && ev->type == TG_EV_DONE)
+        stream_start(r);
     if (r->is_streaming) {
         if (ev->type == TG_EV_ERROR)
             r->front->render_stream_event(r, ev);
@@ -271,11 +273,11 @@ void tg_req_client_gone(struct tg_req *r)
     const struct tg_back *back;
 
     r->is_client_gone = true;
-    if (!r->is_call_running)
-        return;
-    back = tg_back_for(r->model->provider->type);
-    back->cancel(&r->call);
-    r->is_call_running = false;
+    if (r->is_call_running) {
+        back = tg_back_for(r->model->provider->type);
+        back->cancel(&r->call);
+        r->is_call_running = false;
+    }
     tg_http_finish(r);
 }
 

@@ -183,3 +183,27 @@ test('cli_version_hash_key_and_test_mode', () => {
   assert.match(r.stderr, /usage: tollgate/);
   fs.rmSync(dir, { recursive: true });
 });
+
+test('client_disconnect_mid_stream_cancels_the_call', async (t) => {
+  const gw = await startGateway(t, { streamDelay: 200, workers: 1 });
+  const pids = gw.workerPids();
+  const ac = new AbortController();
+  const res = await fetch(`${gw.url}/v1/chat/completions`, {
+    method: 'POST',
+    signal: ac.signal,
+    headers: { 'Content-Type': 'application/json', 'X-Request-Id': 'gone-1', ...auth() },
+    body: JSON.stringify({ model: 'slow-echo', stream: true, messages: [{ role: 'user', content: 'w1 w2 w3 w4 w5 w6 w7 w8 w9 w10' }] }),
+  });
+  const reader = res.body.getReader();
+  await reader.read();
+  ac.abort();
+  const log = path.join(gw.dir, 'access.log');
+  await waitFor(() => fs.existsSync(log) && fs.readFileSync(log, 'utf8').includes('gone-1'),
+    5000, 'the access log line of the abandoned stream');
+  const line = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+    .find((l) => l.request_id === 'gone-1');
+  assert.equal(line.client_gone, true);
+  assert.equal(line.status, 200);
+  assert.deepEqual(gw.workerPids(), pids);
+  assert.equal((await post(gw, '/v1/chat/completions', CHAT)).status, 200);
+});
