@@ -21,17 +21,19 @@ enum {
     T_MAX_BUDGET,
     T_MODEL_GROUPS,
     T_MODELS,
+    T_MAX_TOKENS,
     T_COUNT
 };
 
 static const char *const team_keys[T_COUNT] = {
-    "keys",           "rpm",          "tpm",   "credits",
-    "max_budget_usd", "model_groups", "models"};
+    "keys",           "rpm",          "tpm",    "credits",
+    "max_budget_usd", "model_groups", "models", "max_tokens"};
 
 #define HASH_PREFIX "sha256:"
 #define HASH_PREFIX_LEN 7
 #define MAX_RPM INT64_C(1000000000)
 #define MAX_TPM INT64_C(1000000000000)
+#define MAX_MAX_TOKENS INT64_C(1000000)
 
 /* A key hash and where it came from, for the check across teams. */
 struct key_ref {
@@ -293,6 +295,7 @@ static void read_limits(struct tg_cfg_ctx *ctx, struct tg_team *t,
     tg_cfg_read_int(ctx, &s[T_TPM], 1, MAX_TPM, &t->tpm);
     tg_cfg_read_number(ctx, &s[T_CREDITS], &t->credits);
     tg_cfg_read_number(ctx, &s[T_MAX_BUDGET], &t->max_budget_usd);
+    tg_cfg_read_int(ctx, &s[T_MAX_TOKENS], 1, MAX_MAX_TOKENS, &t->max_tokens);
 }
 
 static void fill_team(struct tg_cfg_ctx *ctx, const yaml_node_t *key,

@@ -79,6 +79,8 @@ struct tg_team {
     int64_t tpm;
     double credits;        /* the grant; the live balance lives in shm */
     double max_budget_usd; /* < 0 when not set */
+    int64_t max_tokens;    /* reserved per call when a request gives no
+                              max_tokens; 0 when not set (extension) */
     /* Allow-lists: NULL means "all" (the key was omitted); a non-NULL list
      * with n == 0 allows nothing. */
     struct tg_model_group **model_groups;

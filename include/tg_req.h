@@ -19,6 +19,7 @@
 #include "tg_back.h"
 #include "tg_canon.h"
 #include "tg_config.h"
+#include "tg_shm.h"
 
 struct evbuffer;
 struct evhttp_connection;
@@ -42,7 +43,6 @@ struct tg_answer {
     struct tg_answer_call calls[TG_MAX_TOOL_CALLS];
     size_t n_calls;
     enum tg_stop_reason stop_reason;
-    struct tg_usage usage;
 };
 
 struct tg_req {
@@ -69,6 +69,15 @@ struct tg_req {
     struct tg_call call;
     struct tg_answer answer;
 
+    /* admit / settle (quota.c) */
+    struct tg_quota quota;      /* the buckets as admission left them */
+    bool has_quota;             /* quota is filled: send x-ratelimit-* */
+    struct tg_shm_team *slot;   /* set while a reservation is unsettled */
+    int64_t reserved;           /* tokens reserved at admission */
+    struct tg_usage usage;      /* as the provider reported it */
+    bool has_usage;
+    int64_t streamed_chars;     /* answer text delivered so far */
+
     bool is_streaming;   /* the stream's headers went out */
     bool is_call_running;
     bool is_client_gone;
@@ -94,6 +103,20 @@ void tg_req_fail(struct tg_req *r, int status, const char *code,
 
 /* Adds a response header (copied). */
 void tg_req_header(struct tg_req *r, const char *name, const char *value);
+
+/* Step "admit": reserves the request's quota, or answers 429 (r is then
+ * finished) and returns TG_ERROR. */
+int tg_quota_admit(struct tg_req *r);
+
+/* Step "settle": refunds what the call did not use and adds its cost to
+ * the team's spend. Once per admitted request; a no-op otherwise. */
+void tg_quota_settle(struct tg_req *r);
+
+/* Adds the six x-ratelimit-* headers once admission has run. */
+void tg_quota_add_headers(struct tg_req *r);
+
+/* Estimated prompt tokens of a request (4 bytes a token). */
+int64_t tg_quota_estimate_prompt(const struct tg_chat *c);
 
 /* Microseconds on the monotonic clock. */
 int64_t tg_now_us(void);

@@ -29,6 +29,7 @@
 
 #include "tg.h"
 #include "tg_log.h"
+#include "tg_shm.h"
 #include "tg_worker.h"
 
 struct slot {
@@ -38,6 +39,7 @@ struct slot {
 
 struct master {
     struct tg_config *cfg;
+    struct tg_shm *shm; /* mapped here, inherited by every worker */
     const char *path;
     int *fds; /* one listening socket per cfg->listen entry */
     size_t n_fds;
@@ -115,8 +117,8 @@ static void spawn(struct master *m, const sigset_t *blocked)
     }
     if (pid == 0) {
         reset_signals(blocked);
-        status = tg_worker_run(m->cfg, m->fds, m->n_fds, m->generation,
-                               m->loaded_at);
+        status = tg_worker_run(m->cfg, m->shm, m->fds, m->n_fds,
+                               m->generation, m->loaded_at);
         tg_cfg_free(m->cfg);
         exit(status);
     }
@@ -195,14 +197,25 @@ static int write_pid_file(const char *path)
     return TG_OK;
 }
 
+/* Closes the sockets in fds[0..n) that are not also in keep, and frees
+ * fds: a failed reload drops what it opened, a good one what it no longer
+ * needs. */
+static void close_except(int *fds, size_t n, const int *keep, size_t n_keep)
+{
+    size_t i, k;
+
+    for (i = 0; i < n; i++) {
+        for (k = 0; k < n_keep && keep[k] != fds[i]; k++)
+            ;
+        if (k == n_keep && fds[i] >= 0)
+            close(fds[i]);
+    }
+    free(fds);
+}
+
 static void close_fds(int *fds, size_t n)
 {
-    size_t i;
-
-    for (i = 0; i < n; i++)
-        if (fds[i] >= 0)
-            close(fds[i]);
-    free(fds);
+    close_except(fds, n, NULL, 0);
 }
 
 static bool same_listen(const struct tg_listen *a, const struct tg_listen *b)
@@ -223,36 +236,27 @@ static int find_old(const struct tg_listen *l, const struct tg_config *old,
 }
 
 /*
- * Sockets for `cfg`: one `old` already has for the same address is taken
- * over (its entry in old_fds becomes -1), the others are opened. Returns
- * NULL, having taken over nothing, when one cannot be opened.
+ * Sockets for `cfg`: one `old` already has for the same address is reused
+ * (the same fd), the others are opened. Returns NULL when one cannot be
+ * opened, having closed what it opened.
  */
 static int *open_listeners(const struct tg_config *cfg,
-                           const struct tg_config *old, int *old_fds)
+                           const struct tg_config *old, const int *old_fds)
 {
     int *fds = calloc(cfg->n_listen, sizeof(*fds));
-    int *from = calloc(cfg->n_listen, sizeof(*from));
     size_t i, n = 0;
+    int k;
 
-    for (i = 0; fds != NULL && from != NULL && i < cfg->n_listen; i++, n++) {
-        from[i] = find_old(&cfg->listen[i], old, old_fds);
-        fds[i] = from[i] >= 0 ? old_fds[from[i]]
-                              : tg_listen_open(&cfg->listen[i]);
+    for (i = 0; fds != NULL && i < cfg->n_listen; i++, n++) {
+        k = find_old(&cfg->listen[i], old, old_fds);
+        fds[i] = k >= 0 ? old_fds[k] : tg_listen_open(&cfg->listen[i]);
         if (fds[i] < 0)
             break;
     }
-    if (fds == NULL || from == NULL || n < cfg->n_listen) {
-        for (i = 0; fds != NULL && from != NULL && i < n; i++)
-            if (from[i] < 0)
-                close(fds[i]);
-        free(fds);
+    if (fds != NULL && n < cfg->n_listen) {
+        close_except(fds, n, old_fds, old ? old->n_listen : 0);
         fds = NULL;
-    } else {
-        for (i = 0; i < n; i++)
-            if (from[i] >= 0)
-                old_fds[from[i]] = -1;
     }
-    free(from);
     return fds;
 }
 
@@ -272,6 +276,7 @@ static void reload(struct master *m, const sigset_t *blocked)
 {
     struct tg_cfg_diags diags = {0};
     struct tg_config *cfg = tg_cfg_load(m->path, &diags);
+    char err[512];
     int *fds;
 
     log_diags(&diags);
@@ -290,9 +295,16 @@ static void reload(struct master *m, const sigset_t *blocked)
         tg_cfg_free(cfg);
         return;
     }
+    if (tg_shm_configure(m->shm, cfg, err, sizeof(err)) != TG_OK) {
+        tg_log_error("reload failed: %s; still serving configuration "
+                     "generation %u", err, m->generation);
+        close_except(fds, cfg->n_listen, m->fds, m->n_fds);
+        tg_cfg_free(cfg);
+        return;
+    }
     /* Sockets the new config no longer lists close here; old workers keep
      * their own copies until they have drained. */
-    close_fds(m->fds, m->n_fds);
+    close_except(m->fds, m->n_fds, fds, cfg->n_listen);
     tg_cfg_free(m->cfg);
     m->cfg = cfg;
     m->fds = fds;
@@ -378,6 +390,7 @@ static void cycle(struct master *m, const sigset_t *blocked)
 int tg_master_run(struct tg_config *cfg, const char *path)
 {
     struct master m = {.cfg = cfg, .path = path, .generation = 1};
+    char err[512] = "";
     sigset_t blocked;
 
     m.loaded_at = time(NULL);
@@ -387,7 +400,13 @@ int tg_master_run(struct tg_config *cfg, const char *path)
         return 1;
     }
     m.n_fds = cfg->n_listen;
-    if (write_pid_file(cfg->pid_file) != TG_OK) {
+    m.shm = tg_shm_open(cfg, err, sizeof(err));
+    if (m.shm == NULL ||
+        tg_shm_configure(m.shm, cfg, err, sizeof(err)) != TG_OK ||
+        write_pid_file(cfg->pid_file) != TG_OK) {
+        if (m.shm != NULL || err[0] != '\0')
+            tg_log_error("%s", err);
+        tg_shm_close(m.shm);
         close_fds(m.fds, m.n_fds);
         tg_cfg_free(cfg);
         return 1;
@@ -396,6 +415,7 @@ int tg_master_run(struct tg_config *cfg, const char *path)
     cycle(&m, &blocked);
     if (m.cfg->pid_file[0] != '\0')
         unlink(m.cfg->pid_file);
+    tg_shm_close(m.shm);
     close_fds(m.fds, m.n_fds);
     free(m.slots);
     tg_cfg_free(m.cfg);

@@ -665,7 +665,7 @@ static void render_answer(struct tg_req *r)
         write_tool_calls(b, a);
     evbuffer_add_printf(b, "},\"logprobs\":null,\"finish_reason\":\"%s\"}],"
                         "\"usage\":", finish_reason(a->stop_reason));
-    write_usage(b, &a->usage);
+    write_usage(b, &r->usage);
     TG_ADD_LIT(b, ",\"system_fingerprint\":null}");
 }
 
@@ -754,9 +754,6 @@ static void render_stream_event(struct tg_req *r, const struct tg_event *ev)
         TG_ADD_LIT(r->out, "{}");
         chunk_close(r, finish_reason(ev->stop_reason));
         break;
-    case TG_EV_USAGE:
-        r->answer.usage = ev->usage;
-        break;
     case TG_EV_ERROR:
         render_stream_error(r, ev);
         break;
@@ -772,7 +769,7 @@ static void render_stream_end(struct tg_req *r)
         write_head(r->out, r, "chat.completion.chunk");
         TG_ADD_LIT(r->out, "\"system_fingerprint\":null,\"choices\":[],"
                              "\"usage\":");
-        write_usage(r->out, &r->answer.usage);
+        write_usage(r->out, &r->usage);
         TG_ADD_LIT(r->out, "}\n\n");
     }
     TG_ADD_LIT(r->out, "data: [DONE]\n\n");

@@ -91,6 +91,7 @@ void tg_http_add_common_headers(struct tg_req *r, const char *content_type)
         snprintf(n, sizeof(n), "%d", r->n_fallbacks);
         tg_req_header(r, "x-tollgate-fallbacks", n);
     }
+    tg_quota_add_headers(r);
     if (r->worker->is_draining)
         tg_req_header(r, "Connection", "close");
 }
@@ -187,6 +188,7 @@ void tg_http_finish(struct tg_req *r)
     } else if (r->conn != NULL) {
         evhttp_connection_set_closecb(r->conn, NULL, NULL);
     }
+    tg_quota_settle(r);
     tg_access_log_write(w, r);
     tg_req_release(r);
     evbuffer_free(r->out);

@@ -141,9 +141,6 @@ static int answer_collect(struct tg_answer *a, const struct tg_event *ev)
     case TG_EV_STOP:
         a->stop_reason = ev->stop_reason;
         return TG_OK;
-    case TG_EV_USAGE:
-        a->usage = ev->usage;
-        return TG_OK;
     default:
         return TG_OK;
     }
@@ -221,6 +218,12 @@ static int on_call_event(struct tg_call *call, const struct tg_event *ev)
 {
     struct tg_req *r = call->ctx;
 
+    if (ev->type == TG_EV_TEXT)
+        r->streamed_chars += (int64_t)ev->text.len;
+    if (ev->type == TG_EV_USAGE) {
+        r->usage = ev->usage;
+        r->has_usage = true;
+    }
     if (ev->type == TG_EV_DONE || ev->type == TG_EV_ERROR) {
         call_ended(r, ev);
         return TG_OK;
@@ -260,9 +263,11 @@ static void req_call(struct tg_req *r)
     r->is_call_running = true;
 }
 
+/* Resolving comes before admission so that a request naming no valid
+ * model is refused without touching the team's quota. */
 void tg_req_run_chat(struct tg_req *r)
 {
-    if (req_resolve(r) != TG_OK)
+    if (req_resolve(r) != TG_OK || tg_quota_admit(r) != TG_OK)
         return;
     req_call(r);
 }

@@ -205,10 +205,12 @@ static void worker_free(struct tg_worker *w, struct event **events)
         event_base_free(w->base);
 }
 
-int tg_worker_run(const struct tg_config *cfg, const int *listen_fds,
-                  size_t n_fds, unsigned generation, time_t loaded_at)
+int tg_worker_run(const struct tg_config *cfg, struct tg_shm *shm,
+                  const int *listen_fds, size_t n_fds, unsigned generation,
+                  time_t loaded_at)
 {
     struct tg_worker w = {.cfg = cfg,
+                          .shm = shm,
                           .generation = generation,
                           .config_loaded_at = loaded_at,
                           .access_log_fd = -1};

@@ -56,6 +56,7 @@ auth:
   secret_token: "${SECRET_TOKEN}"
   secret_token_team: team-b
 default_model: ${o.defaultModel ?? 'mock-echo'}
+defaults: { rpm: ${o.rpm ?? 1000000}, tpm: ${o.tpm ?? 1000000000}, credits: 100 }
 providers:
   mock: { type: mock }
   slow: { type: mock, stream_delay_ms: ${o.streamDelay ?? 100} }

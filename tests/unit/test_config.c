@@ -501,7 +501,7 @@ Test(errors, unknown_key_in_team)
                  "    rmp: 6\n",
                  "t.yaml:4:5: error: unknown key \"rmp\" in team \"acme\" "
                  "(expected one of: keys, rpm, tpm, credits, max_budget_usd, "
-                 "model_groups, models)");
+                 "model_groups, models, max_tokens)");
 }
 
 Test(errors, unknown_key_in_sections)

@@ -1,0 +1,109 @@
+/*
+ * tg_shm.h - the shared segment: per-team quotas, credits and spend, in a
+ * file mapped by the master and every worker.
+ *
+ * Only shm/ knows the layout. The master opens the segment (tg_shm_open),
+ * applies the config to it at start and on every reload (tg_shm_configure),
+ * and forks workers, which inherit the mapping. Everyone else works on a
+ * team through the operations below, each atomic across processes and
+ * correct if the calling process is killed at any instruction.
+ *
+ * Units: tokens and requests are whole numbers; credits are micro-credits
+ * (1e-6) and money is nano-USD (1e-9), both int64.
+ */
+#ifndef TG_SHM_H
+#define TG_SHM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tg_config.h"
+
+#define TG_SHM_NANO_USD 1000000000LL
+#define TG_SHM_MICRO_CREDITS 1000000LL
+
+struct tg_shm;
+struct tg_shm_team;
+
+/*
+ * Opens (creating it if absent) the state file cfg->state_file, checks it
+ * is ours (magic, layout version, size), locks it against a second gateway,
+ * and maps it. Returns NULL with a message in err when the file is refused
+ * or cannot be used; nothing on disk is changed then.
+ */
+struct tg_shm *tg_shm_open(const struct tg_config *cfg, char *err,
+                           size_t err_cap);
+
+/*
+ * Makes the segment match cfg: a slot for every team (new teams start full,
+ * with their credit grant), new limits applied keeping what was used, and a
+ * changed credit grant applied to the live balance as its difference. Called
+ * by the master before forking workers for cfg. TG_ERROR (with err) when the
+ * file cannot grow; the segment is then unchanged for existing teams.
+ */
+int tg_shm_configure(struct tg_shm *shm, const struct tg_config *cfg,
+                     char *err, size_t err_cap);
+
+/* Writes the segment to the state file (msync) and unmaps it. */
+void tg_shm_close(struct tg_shm *shm);
+
+/* The slot of cfg->teams[index] for the config last configured. */
+struct tg_shm_team *tg_shm_team(const struct tg_shm *shm, size_t index);
+
+enum tg_admit {
+    TG_ADMIT_OK,
+    TG_ADMIT_RPM,          /* no request left this minute */
+    TG_ADMIT_TPM,          /* the reservation does not fit now */
+    TG_ADMIT_TPM_TOO_LARGE, /* the reservation is larger than tpm */
+    TG_ADMIT_BUDGET,       /* spend has reached max_budget_usd */
+};
+
+/* What the x-ratelimit-* headers and Retry-After report. */
+struct tg_quota {
+    int64_t rpm, rpm_remaining, rpm_reset_ms;
+    int64_t tpm, tpm_remaining, tpm_reset_ms;
+    int64_t retry_after_s; /* when refused: until the refused bucket has it */
+    int64_t spend_nano_usd, budget_nano_usd; /* budget < 0: none */
+};
+
+/*
+ * Admission: takes 1 request and reserves `tokens` tokens, both or neither.
+ * Refused when either bucket lacks it or the budget is spent. Fills q.
+ */
+enum tg_admit tg_shm_take(struct tg_shm_team *t, int64_t tokens,
+                          int64_t now_ns, struct tg_quota *q);
+
+/*
+ * Settlement: gives back `reserved - used` tokens (takes more when used is
+ * larger) and adds cost to spend. A failed call settles with used = 0.
+ */
+void tg_shm_settle(struct tg_shm_team *t, int64_t reserved, int64_t used,
+                   int64_t cost_nano_usd, int64_t now_ns);
+
+/*
+ * Debits `amount` micro-credits if the balance covers it. Returns true and
+ * the balance after; false (nothing changed) and the balance otherwise.
+ */
+bool tg_shm_debit(struct tg_shm_team *t, int64_t amount, int64_t *balance);
+
+/* Adds micro-credits (a top-up); returns the balance after. */
+int64_t tg_shm_credit(struct tg_shm_team *t, int64_t amount);
+
+/* A consistent snapshot of a team's state. */
+struct tg_shm_team_view {
+    int64_t rpm, tpm;
+    int64_t rpm_level_micro, tpm_level_micro;
+    int64_t credits_micro;
+    int64_t grant_micro;
+    int64_t spend_nano_usd;
+    int64_t budget_nano_usd;
+};
+
+void tg_shm_read(struct tg_shm_team *t, int64_t now_ns,
+                 struct tg_shm_team_view *out);
+
+/* Wall-clock nanoseconds, the time base of every operation. */
+int64_t tg_shm_now_ns(void);
+
+#endif

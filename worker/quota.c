@@ -1,0 +1,176 @@
+/*
+ * quota.c - the request path's "admit" and "settle" steps.
+ *
+ * Admission reserves 1 request and the tokens the call may use: the
+ * estimated prompt plus max_tokens (the request's, else the team's
+ * max_tokens, else TG_DEFAULT_MAX_TOKENS). Settlement, when the request
+ * finishes however it finishes, gives back what the call did not use and
+ * adds its cost to the team's spend. Usage is the provider's when it
+ * reported one; otherwise (a call cut short) what was streamed is counted,
+ * so tokens a client saw are never refunded.
+ *
+ * The x-ratelimit-* headers describe the team's buckets as admission left
+ * them; they go on every routed response, refusals included.
+ */
+#include <event2/buffer.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tg.h"
+#include "tg_http.h"
+#include "tg_req.h"
+#include "tg_shm.h"
+#include "tg_worker.h"
+
+#define TG_DEFAULT_MAX_TOKENS 4096
+/* Per message, the role and separators a tokenizer adds. */
+#define TOKENS_PER_MESSAGE 4
+
+static int64_t tokens_of_chars(int64_t chars)
+{
+    return (chars + 3) / 4;
+}
+
+/* A deliberately simple, provider-neutral estimate: 4 bytes a token. */
+int64_t tg_quota_estimate_prompt(const struct tg_chat *c)
+{
+    int64_t bytes = 0;
+    size_t i, k;
+
+    for (i = 0; i < c->n_messages; i++) {
+        const struct tg_message *m = &c->messages[i];
+        bytes += (int64_t)m->text.len + 4 * TOKENS_PER_MESSAGE;
+        for (k = 0; k < m->n_calls; k++)
+            bytes += (int64_t)(m->calls[k].name.len +
+                               m->calls[k].arguments.len);
+    }
+    for (i = 0; i < c->n_tools; i++)
+        bytes += (int64_t)(c->tools[i].name.len + c->tools[i].description.len +
+                           c->tools[i].parameters.len);
+    return tokens_of_chars(bytes);
+}
+
+static int64_t reservation(const struct tg_req *r)
+{
+    int64_t max_tokens = TG_DEFAULT_MAX_TOKENS;
+
+    if (r->chat.has_max_tokens)
+        max_tokens = r->chat.max_tokens;
+    else if (r->team->max_tokens > 0)
+        max_tokens = r->team->max_tokens;
+    return tg_quota_estimate_prompt(&r->chat) + max_tokens;
+}
+
+/* "250ms", "1.5s", "6m0s": the duration format OpenAI's headers use. */
+static void format_duration(char *out, size_t cap, int64_t ms)
+{
+    if (ms < 1000)
+        snprintf(out, cap, "%lldms", (long long)ms);
+    else if (ms < 60000 && ms % 1000 == 0)
+        snprintf(out, cap, "%llds", (long long)(ms / 1000));
+    else if (ms < 60000)
+        snprintf(out, cap, "%.3gs", (double)ms / 1000.0);
+    else
+        snprintf(out, cap, "%lldm%llds", (long long)(ms / 60000),
+                 (long long)(ms % 60000 / 1000));
+}
+
+void tg_quota_add_headers(struct tg_req *r)
+{
+    const struct tg_quota *q = &r->quota;
+    char v[32];
+
+    if (!r->has_quota)
+        return;
+    snprintf(v, sizeof(v), "%lld", (long long)q->rpm);
+    tg_req_header(r, "x-ratelimit-limit-requests", v);
+    snprintf(v, sizeof(v), "%lld", (long long)q->rpm_remaining);
+    tg_req_header(r, "x-ratelimit-remaining-requests", v);
+    format_duration(v, sizeof(v), q->rpm_reset_ms);
+    tg_req_header(r, "x-ratelimit-reset-requests", v);
+    snprintf(v, sizeof(v), "%lld", (long long)q->tpm);
+    tg_req_header(r, "x-ratelimit-limit-tokens", v);
+    snprintf(v, sizeof(v), "%lld", (long long)q->tpm_remaining);
+    tg_req_header(r, "x-ratelimit-remaining-tokens", v);
+    format_duration(v, sizeof(v), q->tpm_reset_ms);
+    tg_req_header(r, "x-ratelimit-reset-tokens", v);
+}
+
+static void refuse(struct tg_req *r, enum tg_admit why)
+{
+    const struct tg_quota *q = &r->quota;
+    char retry[24];
+
+    if (why != TG_ADMIT_BUDGET && why != TG_ADMIT_TPM_TOO_LARGE) {
+        snprintf(retry, sizeof(retry), "%lld", (long long)q->retry_after_s);
+        tg_req_header(r, "Retry-After", retry);
+    }
+    if (why == TG_ADMIT_RPM)
+        tg_req_fail(r, 429, "rate_limit_exceeded",
+                    "Rate limit reached for team %s on requests per minute "
+                    "(RPM): limit %lld. Try again in %llds.", r->team->name,
+                    (long long)q->rpm, (long long)q->retry_after_s);
+    else if (why == TG_ADMIT_TPM)
+        tg_req_fail(r, 429, "rate_limit_exceeded",
+                    "Rate limit reached for team %s on tokens per minute "
+                    "(TPM): limit %lld, remaining %lld, requested %lld. Try "
+                    "again in %llds.", r->team->name, (long long)q->tpm,
+                    (long long)q->tpm_remaining, (long long)r->reserved,
+                    (long long)q->retry_after_s);
+    else if (why == TG_ADMIT_TPM_TOO_LARGE)
+        tg_req_fail(r, 429, "tokens_exceed_tpm",
+                    "Request too large for team %s: it reserves %lld tokens "
+                    "(prompt estimate + max_tokens) but the limit is %lld "
+                    "tokens per minute. Lower max_tokens.", r->team->name,
+                    (long long)r->reserved, (long long)q->tpm);
+    else
+        tg_req_fail(r, 429, "budget_exceeded",
+                    "Budget exhausted: team %s has spent $%.6f of its "
+                    "max_budget_usd of $%.6f.", r->team->name,
+                    (double)q->spend_nano_usd / TG_SHM_NANO_USD,
+                    (double)q->budget_nano_usd / TG_SHM_NANO_USD);
+}
+
+int tg_quota_admit(struct tg_req *r)
+{
+    const struct tg_config *cfg = r->worker->cfg;
+    struct tg_shm_team *slot =
+        tg_shm_team(r->worker->shm, (size_t)(r->team - cfg->teams));
+    enum tg_admit result;
+
+    r->reserved = reservation(r);
+    result = tg_shm_take(slot, r->reserved, tg_shm_now_ns(), &r->quota);
+    r->has_quota = true;
+    if (result != TG_ADMIT_OK) {
+        refuse(r, result);
+        return TG_ERROR;
+    }
+    r->slot = slot;
+    return TG_OK;
+}
+
+/* Nano-USD for usage at the model's prices (USD per million tokens). */
+static int64_t cost_of(const struct tg_model *m, const struct tg_usage *u)
+{
+    double usd = ((double)u->prompt_tokens * m->input_usd_per_mtok +
+                  (double)u->completion_tokens * m->output_usd_per_mtok) /
+                 1e6;
+
+    return (int64_t)(usd * (double)TG_SHM_NANO_USD + 0.5);
+}
+
+void tg_quota_settle(struct tg_req *r)
+{
+    struct tg_usage used = r->usage;
+
+    if (r->slot == NULL)
+        return;
+    if (!r->has_usage && r->streamed_chars > 0) {
+        used.prompt_tokens = tg_quota_estimate_prompt(&r->chat);
+        used.completion_tokens = tokens_of_chars(r->streamed_chars);
+    }
+    tg_shm_settle(r->slot, r->reserved,
+                  used.prompt_tokens + used.completion_tokens,
+                  cost_of(r->model, &used), tg_shm_now_ns());
+    r->slot = NULL;
+}
