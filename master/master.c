@@ -394,23 +394,20 @@ int tg_master_run(struct tg_config *cfg, const char *path)
     sigset_t blocked;
 
     m.loaded_at = time(NULL);
-    m.fds = open_listeners(cfg, NULL, NULL);
-    if (m.fds == NULL) {
+    m.shm = tg_shm_open(cfg, err, sizeof(err));
+    if (m.shm == NULL ||
+        tg_shm_configure(m.shm, cfg, err, sizeof(err)) != TG_OK ||
+        (m.fds = open_listeners(cfg, NULL, NULL)) == NULL ||
+        write_pid_file(cfg->pid_file) != TG_OK) {
+        if (err[0] != '\0')
+            tg_log_error("%s", err);
+        tg_shm_close(m.shm);
+        if (m.fds != NULL)
+            close_fds(m.fds, cfg->n_listen);
         tg_cfg_free(cfg);
         return 1;
     }
     m.n_fds = cfg->n_listen;
-    m.shm = tg_shm_open(cfg, err, sizeof(err));
-    if (m.shm == NULL ||
-        tg_shm_configure(m.shm, cfg, err, sizeof(err)) != TG_OK ||
-        write_pid_file(cfg->pid_file) != TG_OK) {
-        if (m.shm != NULL || err[0] != '\0')
-            tg_log_error("%s", err);
-        tg_shm_close(m.shm);
-        close_fds(m.fds, m.n_fds);
-        tg_cfg_free(cfg);
-        return 1;
-    }
     install_signals(&blocked);
     cycle(&m, &blocked);
     if (m.cfg->pid_file[0] != '\0')

@@ -125,7 +125,7 @@ test('unknown_model_is_400_listing_valid_names', async (t) => {
   const res = await post(gw, '/v1/chat/completions', { model: 'gpt-9', messages: USER });
   const e = assertError(res, 400, 'model_not_found');
   assert.match(e.message, /'gpt-9' does not exist/);
-  assert.match(e.message, /Echoes, mock-echo, slow-echo, other-echo, gpt-4o/);
+  assert.match(e.message, /Echoes, mock-echo, slow-echo, other-echo, gpt-4o, priced-echo/);
 });
 
 test('unknown_path_404_and_wrong_method_405', async (t) => {

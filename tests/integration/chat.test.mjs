@@ -211,7 +211,7 @@ test('models_list_respects_team_allow_lists', async (t) => {
   assert.equal(a.status, 200);
   assert.equal(a.body.object, 'list');
   assert.deepEqual(a.body.data.map((m) => m.id),
-    ['Echoes', 'mock-echo', 'slow-echo', 'other-echo', 'gpt-4o']);
+    ['Echoes', 'mock-echo', 'slow-echo', 'other-echo', 'gpt-4o', 'priced-echo']);
   const m = a.body.data.find((x) => x.id === 'slow-echo');
   assert.deepEqual(Object.keys(m).sort(), ['created', 'id', 'object', 'owned_by']);
   assert.equal(m.owned_by, 'slow');

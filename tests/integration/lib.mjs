@@ -66,6 +66,7 @@ models:
   slow-echo: { provider: slow, model: echo }
   other-echo: { provider: mock, model: echo-2 }
   gpt-4o: { provider: openai, model: gpt-4o }
+  priced-echo: { provider: mock, model: priced, input_usd_per_mtok: 1000, output_usd_per_mtok: 2000 }
 model_groups:
   Echoes: { primary: mock-echo, fallbacks: [slow-echo] }
 teams:
@@ -75,7 +76,7 @@ teams:
     keys: ["${KEY_B}"]
     models: [mock-echo]
     model_groups: []
-${o.extra ?? ''}`;
+${o.teams ?? ''}${o.extra ?? ''}`;
 }
 
 async function waitReady(gw) {
@@ -99,8 +100,8 @@ async function waitReady(gw) {
 // Starts tollgate; returns a handle with url, pid, logs(), workerPids(),
 // signal(), stop(). The test must call stop() (t.after does it).
 export async function startGateway(t, o = {}) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tollgate-it-'));
-  const port = await freePort();
+  const dir = o.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'tollgate-it-'));
+  const port = o.port ?? await freePort();
   const configPath = path.join(dir, 'tollgate.yaml');
   fs.writeFileSync(configPath, makeConfig(dir, port, o));
   const child = spawn(BIN, ['-c', configPath], {
@@ -133,7 +134,7 @@ export async function startGateway(t, o = {}) {
         await gw.exited;
         clearTimeout(timer);
       }
-      fs.rmSync(dir, { recursive: true, force: true });
+      if (!o.keepDir) fs.rmSync(dir, { recursive: true, force: true });
       // Under SANITIZE=1 a report from any process fails the test.
       const report = /(ERROR: (Address|Leak)Sanitizer|runtime error:)[^]*/.exec(output);
       if (report) throw new Error(`sanitizer report:\n${report[0].slice(0, 4000)}`);
