@@ -40,7 +40,8 @@ struct tg_provider {
     char *name;
     enum tg_provider_type type;
     bool is_enabled;  /* false when a required secret resolved to "" */
-    char *base_url;   /* defaulted per type; "" for mock and bedrock w/o */
+    char *base_url;   /* defaulted per type (bedrock: from region); "" for
+                         mock */
     char *api_key;    /* openai, anthropic, gemini; "" when absent */
     char *region;     /* bedrock */
     char *access_key_id;     /* bedrock */
@@ -143,7 +144,8 @@ struct tg_cfg_diags {
 };
 
 /*
- * Loads and validates `path`. On success returns a config the caller owns
+ * Loads and validates `path`. `diags` is overwritten (it need not be
+ * zeroed first); tg_cfg_diags_free empties it. On success returns a config the caller owns
  * (free with tg_cfg_free) and fills `diags` with warnings, if any. On failure
  * returns NULL and `diags` holds every error found (not just the first).
  * The caller frees `diags` with tg_cfg_diags_free either way.

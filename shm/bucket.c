@@ -2,12 +2,14 @@
  * bucket.c - token-bucket arithmetic (see tg_bucket.h).
  *
  * Integers only: levels in micro-units, time in nanoseconds. Refill is
- * elapsed * capacity / period, computed in 128 bits because elapsed (up to
- * a minute, 6e10 ns) times a capacity in micro-units (up to 1e18) does not
- * fit in 64. Elapsed time is capped at one period: a bucket empty for longer
- * is full anyway.
+ * elapsed * capacity / period, computed in 128 bits because elapsed times
+ * a capacity in micro-units (up to 1e18) does not fit in 64.
  */
 #include "tg_bucket.h"
+
+/* Longer idle than this refills as if it were this long: enough to repay
+ * any debt and fill any bucket, and small enough for 128-bit arithmetic. */
+#define TG_BUCKET_MAX_ELAPSED_NS (1000 * TG_BUCKET_PERIOD_NS)
 
 static int64_t micro(int64_t units)
 {
@@ -20,18 +22,37 @@ void tg_bucket_fill(struct tg_bucket *b, int64_t capacity, int64_t now_ns)
     b->last_ns = now_ns;
 }
 
+/*
+ * Two rules keep refill exact when many processes touch a bucket:
+ * - last_ns never moves back. Processes read the clock before they take the
+ *   lock, so an operation often arrives with a time earlier than the last
+ *   one's; moving last_ns back would refill that interval a second time.
+ *   (Only a clock stepped back by more than a period re-anchors, so refill
+ *   cannot stall for longer than that.)
+ * - last_ns advances by the time actually turned into level, not to now:
+ *   the fraction of a micro-unit that did not fit carries over, so touching
+ *   a bucket often refills exactly as much as touching it rarely.
+ */
 void tg_bucket_refill(struct tg_bucket *b, int64_t capacity, int64_t now_ns)
 {
     int64_t full = micro(capacity), elapsed = now_ns - b->last_ns;
     __int128 add;
 
-    b->last_ns = now_ns;
-    if (elapsed <= 0 || b->level >= full)
+    if (elapsed <= 0) {
+        if (-elapsed > TG_BUCKET_PERIOD_NS)
+            b->last_ns = now_ns;
         return;
-    if (elapsed > TG_BUCKET_PERIOD_NS)
-        elapsed = TG_BUCKET_PERIOD_NS;
+    }
+    if (elapsed > TG_BUCKET_MAX_ELAPSED_NS)
+        elapsed = TG_BUCKET_MAX_ELAPSED_NS;
     add = (__int128)elapsed * full / TG_BUCKET_PERIOD_NS;
-    b->level = full - b->level <= add ? full : b->level + (int64_t)add;
+    if (b->level >= full || full - b->level <= add) {
+        b->level = b->level > full ? b->level : full;
+        b->last_ns = now_ns;
+        return;
+    }
+    b->level += (int64_t)add;
+    b->last_ns += (int64_t)(add * TG_BUCKET_PERIOD_NS / full);
 }
 
 bool tg_bucket_has(const struct tg_bucket *b, int64_t amount)

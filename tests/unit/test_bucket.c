@@ -70,10 +70,55 @@ Test(bucket, clock_going_backwards_mints_nothing)
 
     tg_bucket_refill(&b, 60, 40 * S); /* 60 s into the past */
     cr_assert_eq(b.level, 10 * M);
-    cr_assert_eq(b.last_ns, 40 * S);
-    /* Time that really passes after the jump refills as usual. */
-    tg_bucket_refill(&b, 60, 45 * S);
+    cr_assert_eq(b.last_ns, 100 * S);
+    /* Nothing until the clock is past the last refill again, so the
+     * interval 40..100 s is not refilled a second time. */
+    tg_bucket_refill(&b, 60, 99 * S);
+    cr_assert_eq(b.level, 10 * M);
+    tg_bucket_refill(&b, 60, 105 * S);
     cr_assert_eq(b.level, 15 * M);
+}
+
+Test(bucket, clock_stepped_far_back_reanchors_without_minting)
+{
+    struct tg_bucket b = {.level = 10 * M, .last_ns = 7200 * S};
+
+    tg_bucket_refill(&b, 60, 3600 * S); /* an hour back */
+    cr_assert_eq(b.level, 10 * M);
+    cr_assert_eq(b.last_ns, 3600 * S);
+    tg_bucket_refill(&b, 60, 3605 * S);
+    cr_assert_eq(b.level, 15 * M);
+}
+
+Test(bucket, late_operation_with_earlier_time_refills_once)
+{
+    struct tg_bucket b = {.level = 0, .last_ns = 0};
+
+    tg_bucket_refill(&b, 60, 10 * S); /* B read 10 s and locked first */
+    tg_bucket_refill(&b, 60, 9 * S);  /* A read 9 s, locked second */
+    tg_bucket_refill(&b, 60, 11 * S);
+    cr_assert_eq(b.level, 11 * M);
+}
+
+Test(bucket, frequent_refills_lose_no_fractions)
+{
+    struct tg_bucket often = {.level = 0, .last_ns = 0};
+    struct tg_bucket once = {.level = 0, .last_ns = 0};
+    int64_t t;
+
+    /* rpm 7: 7e6 micro per 6e10 ns, so 59 us is 6.88 micro each time. */
+    for (t = 59000; t <= 59000 * 1000; t += 59000)
+        tg_bucket_refill(&often, 7, t);
+    tg_bucket_refill(&once, 7, 59000 * 1000);
+    cr_assert_eq(often.level, once.level);
+}
+
+Test(bucket, debt_is_repaid_even_after_a_long_idle)
+{
+    struct tg_bucket b = {.level = -90 * M, .last_ns = 0};
+
+    tg_bucket_refill(&b, 60, 120 * S);
+    cr_assert_eq(b.level, 30 * M);
 }
 
 Test(bucket, take_is_exact_and_refused_when_short)

@@ -347,12 +347,13 @@ Test(defaults, team_settings_default_to_the_defaults_section)
             "  plain: {}\n"
             "  empty:\n"
             "  own: {rpm: 1000000000, tpm: 1000000000000, credits: 0,\n"
-            "        max_budget_usd: 50.5}\n");
+            "        max_budget_usd: 50.5, max_tokens: 1000000}\n");
     t = tg_cfg_find_team(cfg, "plain");
     cr_assert_eq(t->rpm, 5);
     cr_assert_eq(t->tpm, 6);
     cr_assert_float_eq(t->credits, 7.5, 1e-12);
     cr_assert_float_eq(t->max_budget_usd, -1, 0);
+    cr_assert_eq(t->max_tokens, 0);
     cr_assert_eq(t->n_keys, 0);
     cr_assert_null(t->models);
     cr_assert_null(t->model_groups);
@@ -362,6 +363,7 @@ Test(defaults, team_settings_default_to_the_defaults_section)
     cr_assert_eq(t->tpm, INT64_C(1000000000000));
     cr_assert_float_eq(t->credits, 0, 0);
     cr_assert_float_eq(t->max_budget_usd, 50.5, 1e-12);
+    cr_assert_eq(t->max_tokens, 1000000);
 }
 
 Test(defaults, empty_allow_list_is_not_null)
@@ -572,6 +574,10 @@ Test(errors, integers_out_of_range)
     expect_error("defaults: {rpm: 99999999999999999999}\n",
                  "t.yaml:1:17: error: rpm must be an integer from 1 to "
                  "1000000000, got \"99999999999999999999\"");
+    cleanup();
+    expect_error("teams:\n  a: {max_tokens: 0}\n",
+                 "t.yaml:2:19: error: max_tokens must be an integer from 1 "
+                 "to 1000000, got \"0\"");
     cleanup();
     expect_error("teams:\n  a: {rpm: -5}\n",
                  "t.yaml:2:12: error: rpm must be an integer from 1 to "

@@ -1,5 +1,5 @@
 /*
- * listen.c - opening the listening sockets the workers inherit.
+ * sockets.c - opening the listening sockets the workers inherit.
  *
  * The master opens every socket once; forked workers accept on the same
  * sockets, and the kernel hands each new connection to one of them. Because
