@@ -97,7 +97,8 @@ fuzz: $(FUZZ_BIN)
 	done
 
 format-check:
-	clang-format --dry-run --Werror $(LIB_SRC) master/main.c include/*.h $(UNIT_SRC)
+	clang-format --dry-run --Werror $(LIB_SRC) master/main.c include/*.h \
+		shm/*.h config/*.h $(UNIT_SRC) $(FUZZ_SRC)
 
 clean:
 	rm -rf build

@@ -25,7 +25,7 @@
 /* Every key of a key table is allowed (see tg_cfg_collect). */
 #define TG_CFG_ALL_KEYS UINT32_MAX
 
-#define TG_CFG_MAX_NAME 128
+#define TG_CFG_MAX_NAME      128
 #define TG_CFG_MAX_TEAM_NAME 64
 
 /* A diagnostic before the load sorts them by position and hands them over. */
@@ -64,8 +64,8 @@ void tg_cfg_report(struct tg_cfg_ctx *ctx, bool is_error,
     __attribute__((format(printf, 4, 5)));
 void tg_cfg_error(struct tg_cfg_ctx *ctx, const yaml_node_t *at,
                   const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-void tg_cfg_warn(struct tg_cfg_ctx *ctx, const yaml_node_t *at,
-                 const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void tg_cfg_warn(struct tg_cfg_ctx *ctx, const yaml_node_t *at, const char *fmt,
+                 ...) __attribute__((format(printf, 3, 4)));
 void tg_cfg_out_of_memory(struct tg_cfg_ctx *ctx);
 void *tg_cfg_calloc(struct tg_cfg_ctx *ctx, size_t n, size_t size);
 void *tg_cfg_scratch(struct tg_cfg_ctx *ctx, size_t n);
@@ -115,8 +115,7 @@ char *tg_cfg_name(struct tg_cfg_ctx *ctx, const yaml_node_t *key,
 void tg_cfg_fill_listen(struct tg_cfg_ctx *ctx, const struct tg_cfg_slot *s);
 
 /* providers.c, models.c, teams.c: the named sections, in this order */
-void tg_cfg_fill_providers(struct tg_cfg_ctx *ctx,
-                           const struct tg_cfg_slot *s);
+void tg_cfg_fill_providers(struct tg_cfg_ctx *ctx, const struct tg_cfg_slot *s);
 void tg_cfg_fill_models(struct tg_cfg_ctx *ctx, const struct tg_cfg_slot *s);
 void tg_cfg_fill_groups(struct tg_cfg_ctx *ctx, const struct tg_cfg_slot *s);
 void tg_cfg_fill_teams(struct tg_cfg_ctx *ctx, const struct tg_cfg_slot *s);

@@ -59,8 +59,7 @@ static char *vformat(const char *fmt, va_list ap)
     return text;
 }
 
-static char *format(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
+static char *format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static char *format(const char *fmt, ...)
 {
@@ -122,8 +121,8 @@ void tg_cfg_error(struct tg_cfg_ctx *ctx, const yaml_node_t *at,
     va_end(ap);
 }
 
-void tg_cfg_warn(struct tg_cfg_ctx *ctx, const yaml_node_t *at,
-                 const char *fmt, ...)
+void tg_cfg_warn(struct tg_cfg_ctx *ctx, const yaml_node_t *at, const char *fmt,
+                 ...)
 {
     va_list ap;
 

@@ -16,10 +16,10 @@
 /* Longer names are rejected: no environment has them. */
 #define NAME_MAX_LEN 255
 
-#define BAD_NAME                                                              \
+#define BAD_NAME                                                             \
     "has a bad variable name (expected ${NAME} or ${NAME:-default}, NAME a " \
     "letter or \"_\" then letters, digits or \"_\")"
-#define NESTED "nests \"${\" in its default, which is literal text"
+#define NESTED    "nests \"${\" in its default, which is literal text"
 #define NOT_A_REF "is not ${NAME} or ${NAME:-default}"
 
 struct interp {
@@ -55,9 +55,9 @@ static void emit(struct interp *it, const char *s, size_t n)
  * not quoted, as it may hold a pasted key. */
 static bool is_secret(const char *what)
 {
-    static const char *const secrets[] = {
-        "api_key",       "access_key_id", "secret_access_key",
-        "session_token", "secret_token",  "keys"};
+    static const char *const secrets[] = {"api_key",           "access_key_id",
+                                          "secret_access_key", "session_token",
+                                          "secret_token",      "keys"};
     size_t i;
 
     for (i = 0; i < TG_ARRAY_LEN(secrets); i++)
@@ -67,8 +67,7 @@ static bool is_secret(const char *what)
 }
 
 /* Reports only while measuring, so that each problem is said once. */
-static void fail(struct interp *it, const char *why, const char *ref,
-                 size_t n)
+static void fail(struct interp *it, const char *why, const char *ref, size_t n)
 {
     const char *quoted = "a reference";
 

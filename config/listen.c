@@ -12,7 +12,7 @@
 #include <string.h>
 
 #define MAX_HOST_NAME 253
-#define MAX_LABEL 63
+#define MAX_LABEL     63
 
 static bool is_label_char(char c)
 {
@@ -111,8 +111,7 @@ static bool parse_address(struct tg_cfg_ctx *ctx, const yaml_node_t *at,
         return false;
     }
     port_text = (const char *)memrchr(text, ':', len) + 1;
-    if (!tg_cfg_parse_int(port_text, len - (size_t)(port_text - text),
-                          &port) ||
+    if (!tg_cfg_parse_int(port_text, len - (size_t)(port_text - text), &port) ||
         port < 1 || port > UINT16_MAX) {
         tg_cfg_error(ctx, at,
                      "listen address %s: the port must be an integer from "
@@ -146,8 +145,8 @@ static void fill_items(struct tg_cfg_ctx *ctx, const yaml_node_t *const *items,
         return;
     cfg->n_listen = 0;
     for (i = 0; i < n; i++) {
-        const char *text = tg_cfg_scalar_text(
-            ctx, items[i], "listen", "\"host:port\" strings", &len);
+        const char *text = tg_cfg_scalar_text(ctx, items[i], "listen",
+                                              "\"host:port\" strings", &len);
 
         if (text == NULL ||
             !parse_address(ctx, items[i], text, len, &listen[cfg->n_listen]))
@@ -167,8 +166,9 @@ void tg_cfg_fill_listen(struct tg_cfg_ctx *ctx, const struct tg_cfg_slot *s)
     if (s->key == NULL)
         return;
     if (v->type == YAML_MAPPING_NODE) {
-        tg_cfg_error(ctx, v, "listen must be a sequence of \"host:port\" "
-                             "strings, got a mapping");
+        tg_cfg_error(ctx, v,
+                     "listen must be a sequence of \"host:port\" "
+                     "strings, got a mapping");
         return;
     }
     if (v->type == YAML_SCALAR_NODE) {

@@ -95,8 +95,7 @@ static void check_single(struct tg_cfg_ctx *ctx, yaml_parser_t *parser,
     yaml_document_delete(&next);
 }
 
-static void parse_and_fill(struct tg_cfg_ctx *ctx, const char *yaml,
-                           size_t len)
+static void parse_and_fill(struct tg_cfg_ctx *ctx, const char *yaml, size_t len)
 {
     yaml_parser_t parser;
     yaml_document_t doc;

@@ -85,8 +85,8 @@ static const yaml_node_pair_t *named_pairs(struct tg_cfg_ctx *ctx,
         map->type != YAML_MAPPING_NODE)
         return NULL;
     *n = (size_t)(map->data.mapping.pairs.top - map->data.mapping.pairs.start);
-    *skip = tg_cfg_find_duplicates(ctx, map,
-                                   tg_cfg_printf(ctx, "in %s", section));
+    *skip =
+        tg_cfg_find_duplicates(ctx, map, tg_cfg_printf(ctx, "in %s", section));
     if (*skip == NULL)
         return NULL;
     return map->data.mapping.pairs.start;
@@ -115,8 +115,8 @@ void tg_cfg_fill_models(struct tg_cfg_ctx *ctx, const struct tg_cfg_slot *s)
 
 /* The model a group's item names, or NULL (reported). */
 static struct tg_model *group_member(struct tg_cfg_ctx *ctx,
-                                     const yaml_node_t *node,
-                                     const char *what, const char *subject)
+                                     const yaml_node_t *node, const char *what,
+                                     const char *subject)
 {
     struct tg_model *m;
     const char *name;
@@ -166,8 +166,7 @@ static void read_fallbacks(struct tg_cfg_ctx *ctx, struct tg_model_group *g,
             continue;
         if (is_in_group(g, m))
             tg_cfg_error(ctx, item, "model %s appears twice in %s",
-                         tg_cfg_quote(ctx, m->name, strlen(m->name)),
-                         subject);
+                         tg_cfg_quote(ctx, m->name, strlen(m->name)), subject);
         else
             g->fallbacks[g->n_fallbacks++] = m;
     }

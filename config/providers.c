@@ -37,25 +37,35 @@ enum {
 };
 
 static const char *const provider_keys[K_COUNT] = {
-    "type",           "base_url",           "api_key",
-    "region",         "access_key_id",      "secret_access_key",
-    "session_token",  "connect_timeout_ms", "first_byte_timeout_ms",
-    "timeout_ms",     "max_connections",    "retries",
-    "tls_verify",     "ca_file",            "stream_delay_ms",
+    "type",
+    "base_url",
+    "api_key",
+    "region",
+    "access_key_id",
+    "secret_access_key",
+    "session_token",
+    "connect_timeout_ms",
+    "first_byte_timeout_ms",
+    "timeout_ms",
+    "max_connections",
+    "retries",
+    "tls_verify",
+    "ca_file",
+    "stream_delay_ms",
 };
 
 #define BIT(k) (UINT32_C(1) << (k))
-#define NETWORK_KEYS                                                          \
-    (BIT(K_TYPE) | BIT(K_BASE_URL) | BIT(K_CONNECT_TIMEOUT) |                 \
-     BIT(K_FIRST_BYTE_TIMEOUT) | BIT(K_TIMEOUT) | BIT(K_MAX_CONNECTIONS) |    \
+#define NETWORK_KEYS                                                       \
+    (BIT(K_TYPE) | BIT(K_BASE_URL) | BIT(K_CONNECT_TIMEOUT) |              \
+     BIT(K_FIRST_BYTE_TIMEOUT) | BIT(K_TIMEOUT) | BIT(K_MAX_CONNECTIONS) | \
      BIT(K_RETRIES) | BIT(K_TLS_VERIFY) | BIT(K_CA_FILE))
 
 struct provider_type {
     const char *name;
     enum tg_provider_type type;
-    uint32_t keys;          /* what the type takes */
-    uint32_t required;      /* what it must have */
-    const char *base_url;   /* default; bedrock's depends on the region */
+    uint32_t keys;        /* what the type takes */
+    uint32_t required;    /* what it must have */
+    const char *base_url; /* default; bedrock's depends on the region */
 };
 
 static const struct provider_type types[] = {
@@ -106,9 +116,8 @@ static const yaml_node_t *find_type_node(struct tg_cfg_ctx *ctx,
 }
 
 /* The provider's type, or NULL when it is missing or bad (reported). */
-static const struct provider_type *read_type(struct tg_cfg_ctx *ctx,
-                                             const yaml_node_t *map,
-                                             const char *subject)
+static const struct provider_type *
+read_type(struct tg_cfg_ctx *ctx, const yaml_node_t *map, const char *subject)
 {
     static const char expected[] =
         "one of mock, openai, anthropic, bedrock, gemini";
@@ -196,8 +205,8 @@ static void check_required(struct tg_cfg_ctx *ctx, const yaml_node_t *map,
 
     for (k = 0; k < K_COUNT; k++)
         if ((t->required & BIT(k)) && s[k].key == NULL)
-            tg_cfg_error(ctx, map, "%s is missing required key \"%s\"",
-                         subject, provider_keys[k]);
+            tg_cfg_error(ctx, map, "%s is missing required key \"%s\"", subject,
+                         provider_keys[k]);
 }
 
 static const char *secret_value(const struct tg_provider *p, int k)

@@ -66,8 +66,8 @@ static const char *key_list(struct tg_cfg_ctx *ctx, const char *const *keys,
 
     for (i = 0; i < n_keys; i++)
         if (allowed & (UINT32_C(1) << i))
-            list = tg_cfg_printf(ctx, "%s%s%s", list, *list ? ", " : "",
-                                 keys[i]);
+            list =
+                tg_cfg_printf(ctx, "%s%s%s", list, *list ? ", " : "", keys[i]);
     return list;
 }
 
@@ -79,8 +79,8 @@ static int find_key(const yaml_node_t *key, const char *const *keys,
     for (i = 0; i < n_keys; i++)
         if ((allowed & (UINT32_C(1) << i)) &&
             strlen(keys[i]) == key->data.scalar.length &&
-            memcmp(keys[i], key->data.scalar.value,
-                   key->data.scalar.length) == 0)
+            memcmp(keys[i], key->data.scalar.value, key->data.scalar.length) ==
+                0)
             return (int)i;
     return -1;
 }
@@ -89,8 +89,7 @@ static bool is_scalar_key(struct tg_cfg_ctx *ctx, const yaml_node_t *key)
 {
     if (key->type == YAML_SCALAR_NODE)
         return true;
-    tg_cfg_error(ctx, key, "a key must be a scalar, got %s",
-                 tg_cfg_kind(key));
+    tg_cfg_error(ctx, key, "a key must be a scalar, got %s", tg_cfg_kind(key));
     return false;
 }
 
@@ -191,8 +190,8 @@ static int compare_keyed(const void *a, const void *b)
 bool *tg_cfg_find_duplicates(struct tg_cfg_ctx *ctx, const yaml_node_t *map,
                              const char *where)
 {
-    size_t n = (size_t)(map->data.mapping.pairs.top -
-                        map->data.mapping.pairs.start);
+    size_t n =
+        (size_t)(map->data.mapping.pairs.top - map->data.mapping.pairs.start);
     struct keyed *sorted = tg_cfg_scratch(ctx, n * sizeof(*sorted));
     bool *skip = tg_cfg_scratch(ctx, n * sizeof(*skip));
     size_t i, first, n_sorted = 0;
@@ -293,8 +292,8 @@ bool tg_cfg_read_string(struct tg_cfg_ctx *ctx, const struct tg_cfg_slot *s,
 
 /* A number or bool value's text; null is reported, as nothing to parse. */
 static const char *value_text(struct tg_cfg_ctx *ctx,
-                              const struct tg_cfg_slot *s,
-                              const char *expected, size_t *len)
+                              const struct tg_cfg_slot *s, const char *expected,
+                              size_t *len)
 {
     if (tg_cfg_is_null(s->value)) {
         tg_cfg_error(ctx, s->value, "%s must be %s, got null", slot_name(s),
@@ -313,8 +312,8 @@ bool tg_cfg_read_int(struct tg_cfg_ctx *ctx, const struct tg_cfg_slot *s,
 
     if (s->key == NULL)
         return true;
-    expected = tg_cfg_printf(ctx, "an integer from %" PRId64 " to %" PRId64,
-                             min, max);
+    expected =
+        tg_cfg_printf(ctx, "an integer from %" PRId64 " to %" PRId64, min, max);
     text = value_text(ctx, s, expected, &len);
     if (text == NULL)
         return false;
@@ -424,8 +423,8 @@ const yaml_node_t *tg_cfg_sequence(struct tg_cfg_ctx *ctx,
         return NULL;
     if (s->value->type == YAML_SEQUENCE_NODE)
         return s->value;
-    tg_cfg_error(ctx, s->value, "%s must be %s, got %s", slot_name(s),
-                 expected, tg_cfg_kind(s->value));
+    tg_cfg_error(ctx, s->value, "%s must be %s, got %s", slot_name(s), expected,
+                 tg_cfg_kind(s->value));
     return NULL;
 }
 

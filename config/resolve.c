@@ -37,8 +37,7 @@ struct tg_model_group *tg_cfg_find_group(const struct tg_config *cfg,
     return NULL;
 }
 
-struct tg_team *tg_cfg_find_team(const struct tg_config *cfg,
-                                 const char *name)
+struct tg_team *tg_cfg_find_team(const struct tg_config *cfg, const char *name)
 {
     size_t i;
 

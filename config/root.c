@@ -33,11 +33,10 @@ enum {
 };
 
 static const char *const root_keys[R_COUNT] = {
-    "listen",       "workers",           "state_file",   "usage_log",
-    "access_log",   "pid_file",          "shutdown_timeout_s",
-    "limits",       "auth",              "default_model", "providers",
-    "models",       "model_groups",      "health",       "defaults",
-    "teams"};
+    "listen",       "workers",       "state_file",         "usage_log",
+    "access_log",   "pid_file",      "shutdown_timeout_s", "limits",
+    "auth",         "default_model", "providers",          "models",
+    "model_groups", "health",        "defaults",           "teams"};
 
 static int online_cpus(void)
 {
@@ -163,8 +162,7 @@ static void read_team_defaults(struct tg_cfg_ctx *ctx,
     if (!section(ctx, s, "defaults", keys, TG_ARRAY_LEN(keys), k))
         return;
     tg_cfg_read_int(ctx, &k[0], 1, INT64_C(1000000000), &cfg->defaults.rpm);
-    tg_cfg_read_int(ctx, &k[1], 1, INT64_C(1000000000000),
-                    &cfg->defaults.tpm);
+    tg_cfg_read_int(ctx, &k[1], 1, INT64_C(1000000000000), &cfg->defaults.tpm);
     tg_cfg_read_number(ctx, &k[2], &cfg->defaults.credits);
 }
 
@@ -175,8 +173,9 @@ static struct tg_team *auth_team(struct tg_cfg_ctx *ctx, const yaml_node_t *at,
     struct tg_team *team = tg_cfg_find_team(ctx->cfg, name);
 
     if (team == NULL)
-        tg_cfg_error(ctx, at, "%s %s is not a team (it must name one under "
-                              "teams)",
+        tg_cfg_error(ctx, at,
+                     "%s %s is not a team (it must name one under "
+                     "teams)",
                      key, tg_cfg_quote(ctx, name, strlen(name)));
     return team;
 }

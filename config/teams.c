@@ -29,11 +29,11 @@ static const char *const team_keys[T_COUNT] = {
     "keys",           "rpm",          "tpm",    "credits",
     "max_budget_usd", "model_groups", "models", "max_tokens"};
 
-#define HASH_PREFIX "sha256:"
+#define HASH_PREFIX     "sha256:"
 #define HASH_PREFIX_LEN 7
-#define MAX_RPM INT64_C(1000000000)
-#define MAX_TPM INT64_C(1000000000000)
-#define MAX_MAX_TOKENS INT64_C(1000000)
+#define MAX_RPM         INT64_C(1000000000)
+#define MAX_TPM         INT64_C(1000000000000)
+#define MAX_MAX_TOKENS  INT64_C(1000000)
 
 /* A key hash and where it came from, for the check across teams. */
 struct key_ref {
@@ -220,9 +220,8 @@ static const char *allow_item(struct tg_cfg_ctx *ctx,
                               size_t *len)
 {
     *item = tg_cfg_node(ctx, seq->data.sequence.items.start[i]);
-    return tg_cfg_scalar_text(ctx, *item,
-                              (const char *)s->key->data.scalar.value,
-                              expected, len);
+    return tg_cfg_scalar_text(
+        ctx, *item, (const char *)s->key->data.scalar.value, expected, len);
 }
 
 static void report_unknown(struct tg_cfg_ctx *ctx, const yaml_node_t *item,
@@ -342,17 +341,16 @@ static void check_unique_keys(struct tg_cfg_ctx *ctx, struct key_refs *refs)
         if (strcmp(a->hash, b->hash) != 0) {
             first = i;
         } else if (a->team == b->team) {
-            tg_cfg_error(ctx, b->at, "team %s lists the same key twice",
-                         tg_cfg_quote(ctx, b->team->name,
-                                      strlen(b->team->name)));
+            tg_cfg_error(
+                ctx, b->at, "team %s lists the same key twice",
+                tg_cfg_quote(ctx, b->team->name, strlen(b->team->name)));
         } else {
-            tg_cfg_error(ctx, b->at,
-                         "team %s has a key that team %s also has; a key "
-                         "must belong to one team",
-                         tg_cfg_quote(ctx, b->team->name,
-                                      strlen(b->team->name)),
-                         tg_cfg_quote(ctx, a->team->name,
-                                      strlen(a->team->name)));
+            tg_cfg_error(
+                ctx, b->at,
+                "team %s has a key that team %s also has; a key "
+                "must belong to one team",
+                tg_cfg_quote(ctx, b->team->name, strlen(b->team->name)),
+                tg_cfg_quote(ctx, a->team->name, strlen(a->team->name)));
         }
     }
 }

@@ -29,8 +29,8 @@ struct tg_call {
     const struct tg_chat *chat;
     const struct tg_model *model; /* the candidate being called */
     tg_event_fn *on_event;
-    void *ctx;         /* the caller's; the back does not touch it */
-    void *back_state;  /* the back's; NULL when no call is running */
+    void *ctx;        /* the caller's; the back does not touch it */
+    void *back_state; /* the back's; NULL when no call is running */
 };
 
 struct tg_back {

@@ -15,9 +15,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define TG_MICRO 1000000LL
+#define TG_MICRO    1000000LL
 #define TG_NS_PER_S 1000000000LL
-#define TG_BUCKET_PERIOD_NS (60 * TG_NS_PER_S) /* capacity refills per minute */
+#define TG_BUCKET_PERIOD_NS                           \
+    (60 * TG_NS_PER_S) /* capacity refills per minute \
+                        */
 
 struct tg_bucket {
     int64_t level;   /* micro-units; at most capacity * TG_MICRO */

@@ -34,11 +34,11 @@ struct tg_tool_call {
 
 struct tg_message {
     enum tg_role role;
-    struct tg_str text;          /* concatenated text parts; may be empty */
-    struct tg_tool_call *calls;  /* assistant tool calls */
+    struct tg_str text;         /* concatenated text parts; may be empty */
+    struct tg_tool_call *calls; /* assistant tool calls */
     size_t n_calls;
-    struct tg_str tool_call_id;  /* role tool: the call this answers */
-    struct tg_str name;          /* optional participant / tool name */
+    struct tg_str tool_call_id; /* role tool: the call this answers */
+    struct tg_str name;         /* optional participant / tool name */
 };
 
 struct tg_tool {
@@ -48,7 +48,7 @@ struct tg_tool {
 };
 
 enum tg_tool_choice {
-    TG_TOOL_CHOICE_AUTO,     /* default */
+    TG_TOOL_CHOICE_AUTO, /* default */
     TG_TOOL_CHOICE_NONE,
     TG_TOOL_CHOICE_REQUIRED, /* OpenAI "required", Anthropic "any" */
     TG_TOOL_CHOICE_NAMED,

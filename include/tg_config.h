@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #define TG_CFG_MAX_WORKERS 256
-#define TG_SHA256_HEX_LEN 64
+#define TG_SHA256_HEX_LEN  64
 /* "sha256:" followed by 64 lowercase hex digits */
 #define TG_KEY_HASH_LEN (7 + TG_SHA256_HEX_LEN)
 
@@ -39,14 +39,14 @@ struct tg_listen {
 struct tg_provider {
     char *name;
     enum tg_provider_type type;
-    bool is_enabled;  /* false when a required secret resolved to "" */
-    char *base_url;   /* defaulted per type (bedrock: from region); "" for
-                         mock */
-    char *api_key;    /* openai, anthropic, gemini; "" when absent */
-    char *region;     /* bedrock */
-    char *access_key_id;     /* bedrock */
-    char *secret_access_key; /* bedrock */
-    char *session_token;     /* bedrock; "" when absent */
+    bool is_enabled;     /* false when a required secret resolved to "" */
+    char *base_url;      /* defaulted per type (bedrock: from region); "" for
+                            mock */
+    char *api_key;       /* openai, anthropic, gemini; "" when absent */
+    char *region;        /* bedrock */
+    char *access_key_id; /* bedrock */
+    char *secret_access_key;   /* bedrock */
+    char *session_token;       /* bedrock; "" when absent */
     int connect_timeout_ms;    /* default 5000 */
     int first_byte_timeout_ms; /* default 60000 */
     int timeout_ms;            /* default 600000 */
@@ -58,7 +58,7 @@ struct tg_provider {
 };
 
 struct tg_model {
-    char *name;  /* public name (alias) */
+    char *name; /* public name (alias) */
     struct tg_provider *provider;
     char *upstream_id; /* the `model:` key */
     double input_usd_per_mtok;
@@ -107,8 +107,8 @@ struct tg_config {
         int idle_timeout_s;
     } limits;
     struct {
-        struct tg_team *anonymous_team; /* NULL when "" */
-        char *secret_token;             /* "" = off */
+        struct tg_team *anonymous_team;    /* NULL when "" */
+        char *secret_token;                /* "" = off */
         struct tg_team *secret_token_team; /* NULL when secret_token is "" */
     } auth;
     char *default_model;
@@ -145,10 +145,10 @@ struct tg_cfg_diags {
 
 /*
  * Loads and validates `path`. `diags` is overwritten (it need not be
- * zeroed first); tg_cfg_diags_free empties it. On success returns a config the caller owns
- * (free with tg_cfg_free) and fills `diags` with warnings, if any. On failure
- * returns NULL and `diags` holds every error found (not just the first).
- * The caller frees `diags` with tg_cfg_diags_free either way.
+ * zeroed first); tg_cfg_diags_free empties it. On success returns a config the
+ * caller owns (free with tg_cfg_free) and fills `diags` with warnings, if any.
+ * On failure returns NULL and `diags` holds every error found (not just the
+ * first). The caller frees `diags` with tg_cfg_diags_free either way.
  */
 struct tg_config *tg_cfg_load(const char *path, struct tg_cfg_diags *diags);
 
@@ -177,8 +177,7 @@ int tg_cfg_resolve_model(const struct tg_config *cfg, const char *name,
                          size_t len, struct tg_route_target *out);
 
 /* Looks up by exact name; NULL when absent. */
-struct tg_team *tg_cfg_find_team(const struct tg_config *cfg,
-                                 const char *name);
+struct tg_team *tg_cfg_find_team(const struct tg_config *cfg, const char *name);
 struct tg_provider *tg_cfg_find_provider(const struct tg_config *cfg,
                                          const char *name);
 

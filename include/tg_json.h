@@ -42,7 +42,7 @@ enum tg_json_type {
 struct tg_json {
     const char *src; /* the text; not owned, must outlive the tokens */
     size_t len;
-    jsmntok_t *tok;  /* tok[0] is the root value */
+    jsmntok_t *tok; /* tok[0] is the root value */
     int n_tok;
 };
 
@@ -80,8 +80,8 @@ int tg_json_get(const struct tg_json *j, int obj, const char *key);
 /* Iterates an object: *key_i and *val_i are set for the n-th member (0 based);
  * returns false past the end. O(total tokens) for a full walk if the caller
  * keeps `cursor` (start it at 0). */
-bool tg_json_member(const struct tg_json *j, int obj, int *cursor,
-                    int *key_i, int *val_i);
+bool tg_json_member(const struct tg_json *j, int obj, int *cursor, int *key_i,
+                    int *val_i);
 
 /* Iterates an array the same way: *elem_i is set; false past the end. */
 bool tg_json_element(const struct tg_json *j, int arr, int *cursor,

@@ -16,8 +16,8 @@ void tg_log(enum tg_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 #define tg_log_debug(...) tg_log(TG_LOG_DEBUG, __VA_ARGS__)
-#define tg_log_info(...) tg_log(TG_LOG_INFO, __VA_ARGS__)
-#define tg_log_warn(...) tg_log(TG_LOG_WARN, __VA_ARGS__)
+#define tg_log_info(...)  tg_log(TG_LOG_INFO, __VA_ARGS__)
+#define tg_log_warn(...)  tg_log(TG_LOG_WARN, __VA_ARGS__)
 #define tg_log_error(...) tg_log(TG_LOG_ERROR, __VA_ARGS__)
 
 #endif

@@ -41,8 +41,8 @@ struct tg_parse {
 
 /* Parses body[0..len) as JSON whose root is an object. The body must
  * outlive p; nothing kept from it is used after tg_parse_* returns. */
-int tg_parse_body(struct tg_parse *p, struct tg_arena *arena,
-                  const char *body, size_t len);
+int tg_parse_body(struct tg_parse *p, struct tg_arena *arena, const char *body,
+                  size_t len);
 
 /* Parses the body of an HTTP request (tg_parse_body on its input). */
 int tg_parse_request(struct tg_parse *p, struct tg_req *r);

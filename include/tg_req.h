@@ -27,7 +27,7 @@ struct evhttp_request;
 struct tg_front;
 struct tg_worker;
 
-#define TG_REQ_ID_MAX 64
+#define TG_REQ_ID_MAX     64
 #define TG_MAX_TOOL_CALLS 128
 
 /* A tool call being collected for a non-streaming answer. */
@@ -52,10 +52,10 @@ struct tg_req {
     const struct tg_front *front;
     struct tg_arena arena;
     char id[TG_REQ_ID_MAX + 1];
-    int64_t started_us;  /* monotonic */
-    int64_t created;     /* wall clock seconds, for response bodies */
-    struct evbuffer *out; /* what the front renders, then sends */
-    int status;           /* HTTP status sent (0 until then) */
+    int64_t started_us;      /* monotonic */
+    int64_t created;         /* wall clock seconds, for response bodies */
+    struct evbuffer *out;    /* what the front renders, then sends */
+    int status;              /* HTTP status sent (0 until then) */
     const char *error_param; /* the request field an error is about */
     uint64_t bytes_sent;
 
@@ -70,15 +70,15 @@ struct tg_req {
     struct tg_answer answer;
 
     /* admit / settle (quota.c) */
-    struct tg_quota quota;      /* the buckets as admission left them */
-    bool has_quota;             /* quota is filled: send x-ratelimit-* */
-    struct tg_shm_team *slot;   /* set while a reservation is unsettled */
-    int64_t reserved;           /* tokens reserved at admission */
-    struct tg_usage usage;      /* as the provider reported it */
+    struct tg_quota quota;    /* the buckets as admission left them */
+    bool has_quota;           /* quota is filled: send x-ratelimit-* */
+    struct tg_shm_team *slot; /* set while a reservation is unsettled */
+    int64_t reserved;         /* tokens reserved at admission */
+    struct tg_usage usage;    /* as the provider reported it */
     bool has_usage;
-    int64_t streamed_chars;     /* answer text delivered so far */
+    int64_t streamed_chars; /* answer text delivered so far */
 
-    bool is_streaming;   /* the stream's headers went out */
+    bool is_streaming; /* the stream's headers went out */
     bool is_call_running;
     bool is_client_gone;
 };

@@ -20,7 +20,7 @@
 
 #include "tg_config.h"
 
-#define TG_SHM_NANO_USD 1000000000LL
+#define TG_SHM_NANO_USD      1000000000LL
 #define TG_SHM_MICRO_CREDITS 1000000LL
 
 struct tg_shm;
@@ -42,8 +42,8 @@ struct tg_shm *tg_shm_open(const struct tg_config *cfg, char *err,
  * by the master before forking workers for cfg. TG_ERROR (with err) when the
  * file cannot grow; the segment is then unchanged for existing teams.
  */
-int tg_shm_configure(struct tg_shm *shm, const struct tg_config *cfg,
-                     char *err, size_t err_cap);
+int tg_shm_configure(struct tg_shm *shm, const struct tg_config *cfg, char *err,
+                     size_t err_cap);
 
 /* Writes the segment to the state file (msync) and unmaps it. */
 void tg_shm_close(struct tg_shm *shm);
@@ -53,10 +53,10 @@ struct tg_shm_team *tg_shm_team(const struct tg_shm *shm, size_t index);
 
 enum tg_admit {
     TG_ADMIT_OK,
-    TG_ADMIT_RPM,          /* no request left this minute */
-    TG_ADMIT_TPM,          /* the reservation does not fit now */
+    TG_ADMIT_RPM,           /* no request left this minute */
+    TG_ADMIT_TPM,           /* the reservation does not fit now */
     TG_ADMIT_TPM_TOO_LARGE, /* the reservation is larger than tpm */
-    TG_ADMIT_BUDGET,       /* spend has reached max_budget_usd */
+    TG_ADMIT_BUDGET,        /* spend has reached max_budget_usd */
 };
 
 /* What the x-ratelimit-* headers and Retry-After report. */
@@ -71,8 +71,8 @@ struct tg_quota {
  * Admission: takes 1 request and reserves `tokens` tokens, both or neither.
  * Refused when either bucket lacks it or the budget is spent. Fills q.
  */
-enum tg_admit tg_shm_take(struct tg_shm_team *t, int64_t tokens,
-                          int64_t now_ns, struct tg_quota *q);
+enum tg_admit tg_shm_take(struct tg_shm_team *t, int64_t tokens, int64_t now_ns,
+                          struct tg_quota *q);
 
 /*
  * Settlement: gives back `reserved - used` tokens (takes more when used is

@@ -16,7 +16,7 @@
 #include "tg_master.h"
 
 #define DEFAULT_CONFIG "./config/tollgate.yaml"
-#define MAX_KEY_LEN 4096
+#define MAX_KEY_LEN    4096
 
 static int usage(FILE *out, int status)
 {
@@ -44,8 +44,7 @@ static int hash_key(const char *arg)
     }
     n = strlen(arg);
     if (n == 0 || n > MAX_KEY_LEN) {
-        fprintf(stderr, "tollgate: a key must be 1 to %d bytes\n",
-                MAX_KEY_LEN);
+        fprintf(stderr, "tollgate: a key must be 1 to %d bytes\n", MAX_KEY_LEN);
         return 1;
     }
     tg_cfg_hash_key(arg, n, hash);

@@ -117,8 +117,8 @@ static void spawn(struct master *m, const sigset_t *blocked)
     }
     if (pid == 0) {
         reset_signals(blocked);
-        status = tg_worker_run(m->cfg, m->shm, m->fds, m->n_fds,
-                               m->generation, m->loaded_at);
+        status = tg_worker_run(m->cfg, m->shm, m->fds, m->n_fds, m->generation,
+                               m->loaded_at);
         tg_cfg_free(m->cfg);
         exit(status);
     }
@@ -168,8 +168,8 @@ static void reap(struct master *m, const sigset_t *blocked)
         if (i == m->n_slots)
             continue;
         bool is_current = m->slots[i].generation == m->generation;
-        bool is_fatal = WIFEXITED(status) &&
-                        WEXITSTATUS(status) == TG_EXIT_FATAL;
+        bool is_fatal =
+            WIFEXITED(status) && WEXITSTATUS(status) == TG_EXIT_FATAL;
         bool will_respawn = is_current && !m->stop_signal && !is_fatal;
         m->slots[i] = m->slots[--m->n_slots];
         log_exit(pid, status, will_respawn);
@@ -282,8 +282,8 @@ static void reload(struct master *m, const sigset_t *blocked)
     log_diags(&diags);
     if (cfg == NULL) {
         tg_log_error("reload failed (%zu errors): still serving "
-                     "configuration generation %u", diags.n_errors,
-                     m->generation);
+                     "configuration generation %u",
+                     diags.n_errors, m->generation);
         tg_cfg_diags_free(&diags);
         return;
     }
@@ -291,13 +291,15 @@ static void reload(struct master *m, const sigset_t *blocked)
     fds = open_listeners(cfg, m->cfg, m->fds);
     if (fds == NULL) {
         tg_log_error("reload failed: cannot listen; still serving "
-                     "configuration generation %u", m->generation);
+                     "configuration generation %u",
+                     m->generation);
         tg_cfg_free(cfg);
         return;
     }
     if (tg_shm_configure(m->shm, cfg, err, sizeof(err)) != TG_OK) {
         tg_log_error("reload failed: %s; still serving configuration "
-                     "generation %u", err, m->generation);
+                     "generation %u",
+                     err, m->generation);
         close_except(fds, cfg->n_listen, m->fds, m->n_fds);
         tg_cfg_free(cfg);
         return;
@@ -314,8 +316,8 @@ static void reload(struct master *m, const sigset_t *blocked)
     write_pid_file(cfg->pid_file);
     spawn_generation(m, blocked);
     signal_workers(m, SIGQUIT, true);
-    tg_log_info("reloaded %s: configuration generation %u, %d workers",
-                m->path, m->generation, cfg->workers);
+    tg_log_info("reloaded %s: configuration generation %u, %d workers", m->path,
+                m->generation, cfg->workers);
 }
 
 static void begin_stop(struct master *m, int sig)
@@ -379,7 +381,8 @@ static void cycle(struct master *m, const sigset_t *blocked)
     sigemptyset(&wait_mask);
     spawn_generation(m, blocked);
     tg_log_info("tollgate %s serving with %d workers (configuration "
-                "generation %u)", TG_VERSION, m->cfg->workers, m->generation);
+                "generation %u)",
+                TG_VERSION, m->cfg->workers, m->generation);
     while (!(m->stop_signal && m->n_slots == 0)) {
         sigsuspend(&wait_mask);
         take_flags(m, blocked);

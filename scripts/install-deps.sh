@@ -4,7 +4,8 @@
 #
 #   scripts/install-deps.sh            build + run dependencies
 #   scripts/install-deps.sh --test     also what the tests need
-#   scripts/install-deps.sh --fuzz     also clang's libFuzzer (make fuzz)
+#   scripts/install-deps.sh --fuzz     also clang: libFuzzer (make fuzz) and
+#                                      clang-format (make format-check)
 #   scripts/install-deps.sh --check    exit 0 if build + run deps are present
 #   scripts/install-deps.sh --check --test
 set -euo pipefail
@@ -12,7 +13,7 @@ set -euo pipefail
 build_pkgs=(gcc make pkg-config libevent-dev libssl-dev libyaml-dev
             libjsmn-dev ca-certificates)
 test_pkgs=(libcriterion-dev curl valgrind)
-fuzz_pkgs=(clang libclang-rt-14-dev)
+fuzz_pkgs=(clang libclang-rt-14-dev clang-format)
 
 want=("${build_pkgs[@]}")
 check_only=0

@@ -23,10 +23,10 @@
 #include "tg_bucket.h"
 #include "tg_shm.h"
 
-#define TG_SHM_MAGIC "TGSTATE"
+#define TG_SHM_MAGIC          "TGSTATE"
 #define TG_SHM_LAYOUT_VERSION 1u
-#define TG_SHM_MIN_CAPACITY 64u
-#define TG_SHM_NAME_MAX 71 /* team names are at most 64 bytes */
+#define TG_SHM_MIN_CAPACITY   64u
+#define TG_SHM_NAME_MAX       71 /* team names are at most 64 bytes */
 
 struct shm_geometry {
     uint64_t capacity;   /* team slots the file holds */
@@ -55,7 +55,7 @@ struct team_state {
     struct tg_bucket requests;
     struct tg_bucket tokens;
     int64_t credits_micro;
-    int64_t grant_micro;     /* the `credits` grant last applied */
+    int64_t grant_micro; /* the `credits` grant last applied */
     int64_t spend_nano_usd;
     int64_t budget_nano_usd; /* < 0: no budget */
 };

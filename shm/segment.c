@@ -74,8 +74,7 @@ static int map_file(struct tg_shm *shm, size_t size, char *err, size_t cap)
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, shm->fd, 0);
 
     if (p == MAP_FAILED)
-        return fail(err, cap, "cannot map the state file: %s",
-                    strerror(errno));
+        return fail(err, cap, "cannot map the state file: %s", strerror(errno));
     if (shm->header != NULL)
         munmap(shm->header, shm->mapped_size);
     shm->header = p;
@@ -112,11 +111,14 @@ static int check_header(const struct shm_header *h, char *err, size_t cap)
     if (memcmp(h->magic, TG_SHM_MAGIC, sizeof(TG_SHM_MAGIC)) != 0)
         return fail(err, cap, "it is not a tollgate state file (bad magic)");
     if (h->version != TG_SHM_LAYOUT_VERSION)
-        return fail(err, cap, "its layout version is %u; this tollgate "
-                    "reads version %u", h->version, TG_SHM_LAYOUT_VERSION);
+        return fail(err, cap,
+                    "its layout version is %u; this tollgate "
+                    "reads version %u",
+                    h->version, TG_SHM_LAYOUT_VERSION);
     if (h->header_size != sizeof(*h) ||
         h->team_size != sizeof(struct tg_shm_team))
-        return fail(err, cap, "it was written by a build with another "
+        return fail(err, cap,
+                    "it was written by a build with another "
                     "layout (header %u, slot %u bytes; expected %zu, %zu)",
                     h->header_size, h->team_size, sizeof(*h),
                     sizeof(struct tg_shm_team));
@@ -155,8 +157,7 @@ static int check_slots(struct shm_header *h, char *err, size_t cap)
 
     for (i = 0; i < g->n_teams; i++)
         if (memchr(slots[i].name, '\0', sizeof(slots[i].name)) == NULL ||
-            slots[i].name[0] == '\0' ||
-            atomic_load(&slots[i].state_index) > 1)
+            slots[i].name[0] == '\0' || atomic_load(&slots[i].state_index) > 1)
             return fail(err, cap, "team slot %llu is corrupt",
                         (unsigned long long)i);
     return TG_OK;
@@ -178,8 +179,10 @@ static int open_existing(struct tg_shm *shm, uint64_t file_size, char *err,
         recover_grow(shm->header, file_size) != TG_OK)
         return fail(err, cap, "its header is corrupt");
     if (geometry(shm->header)->file_size != file_size)
-        return fail(err, cap, "its size (%llu bytes) does not match its "
-                    "header (%llu bytes)", (unsigned long long)file_size,
+        return fail(err, cap,
+                    "its size (%llu bytes) does not match its "
+                    "header (%llu bytes)",
+                    (unsigned long long)file_size,
                     (unsigned long long)geometry(shm->header)->file_size);
     return check_slots(shm->header, err, cap);
 }
@@ -232,14 +235,16 @@ struct tg_shm *tg_shm_open(const struct tg_config *cfg, char *err,
         return NULL;
     }
     if (flock(shm->fd, LOCK_EX | LOCK_NB) != 0) {
-        snprintf(err, err_cap, "state_file %s is in use by another tollgate "
-                 "(or cannot be locked: %s)", path, strerror(errno));
+        snprintf(err, err_cap,
+                 "state_file %s is in use by another tollgate "
+                 "(or cannot be locked: %s)",
+                 path, strerror(errno));
         tg_shm_close(shm);
         return NULL;
     }
-    rc = st.st_size == 0 ? create_file(shm, cfg, why, sizeof(why))
-                         : open_existing(shm, (uint64_t)st.st_size, why,
-                                         sizeof(why));
+    rc = st.st_size == 0
+             ? create_file(shm, cfg, why, sizeof(why))
+             : open_existing(shm, (uint64_t)st.st_size, why, sizeof(why));
     if (rc == TG_OK)
         rc = compact_and_reset(shm, cfg);
     if (rc != TG_OK) {
@@ -301,8 +306,7 @@ static struct tg_shm_team *add_slot(struct tg_shm *shm, const char *name)
     return t;
 }
 
-static uint64_t count_new_teams(struct tg_shm *shm,
-                                const struct tg_config *cfg)
+static uint64_t count_new_teams(struct tg_shm *shm, const struct tg_config *cfg)
 {
     uint64_t n = 0;
     size_t i;
@@ -313,8 +317,8 @@ static uint64_t count_new_teams(struct tg_shm *shm,
     return n;
 }
 
-int tg_shm_configure(struct tg_shm *shm, const struct tg_config *cfg,
-                     char *err, size_t err_cap)
+int tg_shm_configure(struct tg_shm *shm, const struct tg_config *cfg, char *err,
+                     size_t err_cap)
 {
     uint64_t need = geometry(shm->header)->n_teams + count_new_teams(shm, cfg);
     struct tg_shm_team **slot_of = calloc(cfg->n_teams + 1, sizeof(*slot_of));

@@ -60,7 +60,8 @@ struct team_state *tg_shm_team_begin(struct tg_shm_team *t)
         /* The owner died; the current copy is consistent (see above). */
         pthread_mutex_consistent(&t->lock);
         tg_log_warn("state of team %s: recovered the lock of a process "
-                    "that died holding it", t->name);
+                    "that died holding it",
+                    t->name);
     } else if (rc != 0) {
         tg_log_error("state of team %s: lock failed: %s", t->name,
                      strerror(rc));
@@ -75,8 +76,8 @@ struct team_state *tg_shm_team_begin(struct tg_shm_team *t)
  * store orders every write to that copy before the flip. */
 void tg_shm_team_commit(struct tg_shm_team *t)
 {
-    uint32_t cur = atomic_load_explicit(&t->state_index,
-                                        memory_order_relaxed) & 1;
+    uint32_t cur =
+        atomic_load_explicit(&t->state_index, memory_order_relaxed) & 1;
 
     atomic_store_explicit(&t->state_index, cur ^ 1, memory_order_release);
     pthread_mutex_unlock(&t->lock);
@@ -129,8 +130,8 @@ static enum tg_admit decide(struct team_state *s, int64_t tokens,
     return TG_ADMIT_OK;
 }
 
-enum tg_admit tg_shm_take(struct tg_shm_team *t, int64_t tokens,
-                          int64_t now_ns, struct tg_quota *q)
+enum tg_admit tg_shm_take(struct tg_shm_team *t, int64_t tokens, int64_t now_ns,
+                          struct tg_quota *q)
 {
     struct team_state *s = tg_shm_team_begin(t);
     enum tg_admit result;

@@ -64,13 +64,13 @@ static void format_line(struct evbuffer *b, const struct tg_req *r)
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
     evbuffer_add_printf(b, "{\"time\":\"%s\",\"request_id\":", when);
     tg_json_write_str(b, r->id, strlen(r->id));
-    evbuffer_add_printf(b, ",\"method\":\"%s\",\"path\":",
-                        r->http ? method_name(evhttp_request_get_command(
-                                      r->http))
-                                : "-");
+    evbuffer_add_printf(
+        b, ",\"method\":\"%s\",\"path\":",
+        r->http ? method_name(evhttp_request_get_command(r->http)) : "-");
     tg_json_write_str(b, uri ? uri : "-", uri ? strlen(uri) : 1);
-    evbuffer_add_printf(b, ",\"status\":%d,\"bytes\":%llu,"
-                           "\"duration_ms\":%.3f,\"team\":",
+    evbuffer_add_printf(b,
+                        ",\"status\":%d,\"bytes\":%llu,"
+                        "\"duration_ms\":%.3f,\"team\":",
                         r->status, (unsigned long long)r->bytes_sent,
                         (double)(tg_now_us() - r->started_us) / 1000.0);
     if (r->team != NULL)

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ARENA_ALIGN 16
+#define ARENA_ALIGN     16
 #define ARENA_MAX_BLOCK (1u << 20)
 
 struct tg_arena_block {

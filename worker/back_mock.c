@@ -23,7 +23,7 @@ struct mock_call {
     struct event *timer;
     const char *text; /* the whole answer */
     size_t len;
-    size_t pos;       /* how much of it has been sent */
+    size_t pos; /* how much of it has been sent */
     enum tg_stop_reason stop_reason;
     struct tg_usage usage;
 };
@@ -70,8 +70,8 @@ static void apply_stop_sequences(struct mock_call *m, const struct tg_chat *c)
     size_t i;
 
     for (i = 0; i < c->n_stop; i++) {
-        const char *hit = memmem(m->text, m->len, c->stop[i].ptr,
-                                 c->stop[i].len);
+        const char *hit =
+            memmem(m->text, m->len, c->stop[i].ptr, c->stop[i].len);
         if (hit != NULL && c->stop[i].len > 0) {
             m->len = (size_t)(hit - m->text);
             m->stop_reason = TG_STOP_SEQUENCE;
@@ -86,8 +86,8 @@ static void compose_answer(struct mock_call *m, const struct tg_chat *c)
     size_t i;
 
     for (i = 0; i < c->n_messages; i++)
-        prompt_chars += count_chars(c->messages[i].text.ptr,
-                                    c->messages[i].text.len);
+        prompt_chars +=
+            count_chars(c->messages[i].text.ptr, c->messages[i].text.len);
     m->text = user ? user->ptr : "";
     m->len = user ? user->len : 0;
     m->stop_reason = TG_STOP_END;

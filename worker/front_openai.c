@@ -23,10 +23,10 @@
 #include "tg_req.h"
 #include "tg_worker.h"
 
-#define MAX_MESSAGES 100000
-#define MAX_TOOLS 128
+#define MAX_MESSAGES     100000
+#define MAX_TOOLS        128
 #define MAX_TOKENS_LIMIT 1000000
-#define UNBOUNDED 1, 0 /* min > max: no range check */
+#define UNBOUNDED        1, 0 /* min > max: no range check */
 
 struct param_rule {
     const char *name;
@@ -75,8 +75,8 @@ static const struct {
     const char *name;
     enum tg_role role;
 } roles[] = {
-    {"system", TG_ROLE_SYSTEM},       {"developer", TG_ROLE_SYSTEM},
-    {"user", TG_ROLE_USER},           {"assistant", TG_ROLE_ASSISTANT},
+    {"system", TG_ROLE_SYSTEM}, {"developer", TG_ROLE_SYSTEM},
+    {"user", TG_ROLE_USER},     {"assistant", TG_ROLE_ASSISTANT},
     {"tool", TG_ROLE_TOOL},
 };
 
@@ -104,7 +104,8 @@ static int check_params(struct tg_parse *p)
             tg_parse_param(p, "%.80s", name.ptr);
             return tg_parse_fail(p, "unknown_parameter",
                                  "Unrecognized request argument supplied: "
-                                 "%.80s", name.ptr);
+                                 "%.80s",
+                                 name.ptr);
         }
         tg_parse_param(p, "%s", params[i].name);
         if (tg_parse_check(p, val, params[i].types, params[i].min,
@@ -126,7 +127,8 @@ static int parse_part(struct tg_parse *p, int part, struct evbuffer *text)
         tg_parse_push(p, ".type");
         return tg_parse_fail(p, "unsupported_content",
                              "Content parts of type '%.40s' are not "
-                             "supported; use 'text'.", type.ptr);
+                             "supported; use 'text'.",
+                             type.ptr);
     }
     if (tg_parse_need_str(p, part, type.ptr, &s) != TG_OK)
         return TG_ERROR;
@@ -155,9 +157,8 @@ static int parse_content(struct tg_parse *p, int v, struct tg_message *m)
     }
     if (rc == TG_OK) {
         m->text.len = evbuffer_get_length(text);
-        m->text.ptr = tg_arena_strndup(p->arena,
-                                       (char *)evbuffer_pullup(text, -1),
-                                       m->text.len);
+        m->text.ptr = tg_arena_strndup(
+            p->arena, (char *)evbuffer_pullup(text, -1), m->text.len);
         rc = m->text.ptr ? TG_OK : TG_NOMEM;
     }
     evbuffer_free(text);
@@ -222,7 +223,8 @@ static int parse_role(struct tg_parse *p, int msg, struct tg_message *m)
     return tg_parse_fail(p, "invalid_value",
                          "Invalid value: '%.40s'. Supported values are: "
                          "'system', 'developer', 'user', 'assistant' and "
-                         "'tool'.", role.ptr);
+                         "'tool'.",
+                         role.ptr);
 }
 
 static int parse_message(struct tg_parse *p, int msg, struct tg_message *m)
@@ -234,8 +236,8 @@ static int parse_message(struct tg_parse *p, int msg, struct tg_message *m)
         parse_role(p, msg, m) != TG_OK)
         return TG_ERROR;
     content = member(&p->j, msg, "content");
-    calls = m->role == TG_ROLE_ASSISTANT ? member(&p->j, msg, "tool_calls")
-                                         : -1;
+    calls =
+        m->role == TG_ROLE_ASSISTANT ? member(&p->j, msg, "tool_calls") : -1;
     name = member(&p->j, msg, "name");
     base = tg_parse_push(p, ".content");
     if (content < 0 && calls < 0)
@@ -275,8 +277,7 @@ static int parse_messages(struct tg_parse *p, struct tg_chat *c)
         return tg_parse_fail(p, "array_above_max_length",
                              "Invalid 'messages': at most %d messages.",
                              MAX_MESSAGES);
-    c->messages = tg_arena_calloc(p->arena, (size_t)n,
-                                  sizeof(*c->messages));
+    c->messages = tg_arena_calloc(p->arena, (size_t)n, sizeof(*c->messages));
     if (c->messages == NULL)
         return TG_NOMEM;
     while (tg_json_element(&p->j, v, &cursor, &msg)) {
@@ -313,7 +314,8 @@ static int parse_tool(struct tg_parse *p, int v, struct tg_tool *t)
     if (strcmp(type.ptr, "function") != 0)
         return tg_parse_fail(p, "invalid_value",
                              "Invalid '%s.type': only 'function' tools are "
-                             "supported.", p->param);
+                             "supported.",
+                             p->param);
     fn = tg_json_get(&p->j, v, "function");
     tg_parse_push(p, ".function");
     if (fn < 0 || tg_parse_check(p, fn, TG_T_OBJ, UNBOUNDED) != TG_OK)
@@ -330,8 +332,8 @@ static int parse_tool(struct tg_parse *p, int v, struct tg_tool *t)
                              p->param);
     }
     desc = member(&p->j, fn, "description");
-    if (desc >= 0 && tg_parse_need_str(p, fn, "description",
-                                       &t->description) != TG_OK)
+    if (desc >= 0 &&
+        tg_parse_need_str(p, fn, "description", &t->description) != TG_OK)
         return TG_ERROR;
     schema = member(&p->j, fn, "parameters");
     tg_parse_push(p, ".parameters");
@@ -356,8 +358,7 @@ static int parse_tools(struct tg_parse *p, struct tg_chat *c)
     if (n > MAX_TOOLS)
         return tg_parse_fail(p, "array_above_max_length",
                              "Invalid 'tools': at most %d tools.", MAX_TOOLS);
-    c->tools = tg_arena_calloc(p->arena, (size_t)n + 1,
-                               sizeof(*c->tools));
+    c->tools = tg_arena_calloc(p->arena, (size_t)n + 1, sizeof(*c->tools));
     if (c->tools == NULL)
         return TG_NOMEM;
     while (tg_json_element(&p->j, v, &cursor, &tool)) {
@@ -394,7 +395,8 @@ static int parse_named_choice(struct tg_parse *p, int v, struct tg_chat *c)
     if (!has_tool(c, &c->tool_choice_name))
         return tg_parse_fail(p, "invalid_value",
                              "Invalid 'tool_choice': no tool named '%.64s' "
-                             "in 'tools'.", c->tool_choice_name.ptr);
+                             "in 'tools'.",
+                             c->tool_choice_name.ptr);
     c->tool_choice = TG_TOOL_CHOICE_NAMED;
     return TG_OK;
 }
@@ -467,11 +469,10 @@ static int parse_stream(struct tg_parse *p, struct tg_chat *c)
                              "when 'stream' is enabled.");
     usage = member(&p->j, opts, "include_usage");
     tg_parse_param(p, "stream_options.include_usage");
-    if (usage >= 0 &&
-        tg_parse_check(p, usage, TG_T_BOOL, UNBOUNDED) != TG_OK)
+    if (usage >= 0 && tg_parse_check(p, usage, TG_T_BOOL, UNBOUNDED) != TG_OK)
         return TG_ERROR;
-    c->include_usage = usage >= 0 &&
-                       tg_json_bool(&p->j, usage, &b) == TG_OK && b;
+    c->include_usage =
+        usage >= 0 && tg_json_bool(&p->j, usage, &b) == TG_OK && b;
     return TG_OK;
 }
 
@@ -481,8 +482,7 @@ static void read_sampling(struct tg_parse *p, struct tg_chat *c)
     int v;
 
     if ((v = member(&p->j, 0, "temperature")) >= 0)
-        c->has_temperature =
-            tg_json_double(&p->j, v, &c->temperature) == TG_OK;
+        c->has_temperature = tg_json_double(&p->j, v, &c->temperature) == TG_OK;
     if ((v = member(&p->j, 0, "top_p")) >= 0)
         c->has_top_p = tg_json_double(&p->j, v, &c->top_p) == TG_OK;
     if ((v = member(&p->j, 0, "max_completion_tokens")) < 0)
@@ -552,7 +552,6 @@ void tg_front_openai_chat(struct tg_req *r)
     tg_req_run_chat(r);
 }
 
-
 /* ---- rendering ---------------------------------------------------- */
 
 static const char *finish_reason(enum tg_stop_reason reason)
@@ -578,9 +577,8 @@ static const char *error_type(int status)
     }
 }
 
-static void write_error_object(struct evbuffer *b, struct tg_req *r,
-                               int status, const char *code,
-                               const char *message)
+static void write_error_object(struct evbuffer *b, struct tg_req *r, int status,
+                               const char *code, const char *message)
 {
     TG_ADD_LIT(b, "{\"message\":");
     tg_json_write_str(b, message, strlen(message));
@@ -606,7 +604,8 @@ static void render_error(struct tg_req *r, int status, const char *code,
 
 static void write_usage(struct evbuffer *b, const struct tg_usage *u)
 {
-    evbuffer_add_printf(b, "{\"prompt_tokens\":%lld,\"completion_tokens\":"
+    evbuffer_add_printf(b,
+                        "{\"prompt_tokens\":%lld,\"completion_tokens\":"
                         "%lld,\"total_tokens\":%lld}",
                         (long long)u->prompt_tokens,
                         (long long)u->completion_tokens,
@@ -617,7 +616,8 @@ static void write_usage(struct evbuffer *b, const struct tg_usage *u)
 static void write_head(struct evbuffer *b, const struct tg_req *r,
                        const char *object)
 {
-    evbuffer_add_printf(b, "{\"id\":\"chatcmpl-%s\",\"object\":\"%s\","
+    evbuffer_add_printf(b,
+                        "{\"id\":\"chatcmpl-%s\",\"object\":\"%s\","
                         "\"created\":%lld,\"model\":",
                         r->id, object, (long long)r->created);
     tg_json_write_str(b, r->model_name.ptr, r->model_name.len);
@@ -655,7 +655,7 @@ static void render_answer(struct tg_req *r)
 
     write_head(b, r, "chat.completion");
     TG_ADD_LIT(b, "\"choices\":[{\"index\":0,\"message\":{\"role\":"
-                    "\"assistant\",\"content\":");
+                  "\"assistant\",\"content\":");
     if (n == 0 && a->n_calls > 0)
         TG_ADD_LIT(b, "null");
     else
@@ -663,8 +663,10 @@ static void render_answer(struct tg_req *r)
     TG_ADD_LIT(b, ",\"refusal\":null");
     if (a->n_calls > 0)
         write_tool_calls(b, a);
-    evbuffer_add_printf(b, "},\"logprobs\":null,\"finish_reason\":\"%s\"}],"
-                        "\"usage\":", finish_reason(a->stop_reason));
+    evbuffer_add_printf(b,
+                        "},\"logprobs\":null,\"finish_reason\":\"%s\"}],"
+                        "\"usage\":",
+                        finish_reason(a->stop_reason));
     write_usage(b, &r->usage);
     TG_ADD_LIT(b, ",\"system_fingerprint\":null}");
 }
@@ -676,14 +678,16 @@ static void chunk_open(struct tg_req *r)
     TG_ADD_LIT(r->out, "data: ");
     write_head(r->out, r, "chat.completion.chunk");
     TG_ADD_LIT(r->out, "\"system_fingerprint\":null,\"choices\":"
-                         "[{\"index\":0,\"delta\":");
+                       "[{\"index\":0,\"delta\":");
 }
 
 static void chunk_close(struct tg_req *r, const char *finish)
 {
     if (finish != NULL)
-        evbuffer_add_printf(r->out, ",\"logprobs\":null,\"finish_reason\":"
-                            "\"%s\"}]", finish);
+        evbuffer_add_printf(r->out,
+                            ",\"logprobs\":null,\"finish_reason\":"
+                            "\"%s\"}]",
+                            finish);
     else
         TG_ADD_LIT(r->out, ",\"logprobs\":null,\"finish_reason\":null}]");
     if (r->chat.include_usage)
@@ -695,15 +699,15 @@ static void render_stream_start(struct tg_req *r)
 {
     chunk_open(r);
     TG_ADD_LIT(r->out, "{\"role\":\"assistant\",\"content\":\"\","
-                         "\"refusal\":null}");
+                       "\"refusal\":null}");
     chunk_close(r, NULL);
 }
 
 static void render_tool_start(struct tg_req *r, const struct tg_event *ev)
 {
     chunk_open(r);
-    evbuffer_add_printf(r->out, "{\"tool_calls\":[{\"index\":%d,\"id\":",
-                        ev->index);
+    evbuffer_add_printf(r->out,
+                        "{\"tool_calls\":[{\"index\":%d,\"id\":", ev->index);
     tg_json_write_str(r->out, ev->id.ptr, ev->id.len);
     TG_ADD_LIT(r->out, ",\"type\":\"function\",\"function\":{\"name\":");
     tg_json_write_str(r->out, ev->name.ptr, ev->name.len);
@@ -714,8 +718,10 @@ static void render_tool_start(struct tg_req *r, const struct tg_event *ev)
 static void render_tool_delta(struct tg_req *r, const struct tg_event *ev)
 {
     chunk_open(r);
-    evbuffer_add_printf(r->out, "{\"tool_calls\":[{\"index\":%d,\"function\":"
-                        "{\"arguments\":", ev->index);
+    evbuffer_add_printf(r->out,
+                        "{\"tool_calls\":[{\"index\":%d,\"function\":"
+                        "{\"arguments\":",
+                        ev->index);
     tg_json_write_str(r->out, ev->text.ptr, ev->text.len);
     TG_ADD_LIT(r->out, "}}]}");
     chunk_close(r, NULL);
@@ -725,8 +731,7 @@ static void render_stream_error(struct tg_req *r, const struct tg_event *ev)
 {
     char message[512];
 
-    snprintf(message, sizeof(message), "%.*s", (int)ev->text.len,
-             ev->text.ptr);
+    snprintf(message, sizeof(message), "%.*s", (int)ev->text.len, ev->text.ptr);
     TG_ADD_LIT(r->out, "data: {\"error\":");
     write_error_object(r->out, r, ev->status ? ev->status : 502,
                        "upstream_error", message);
@@ -743,22 +748,15 @@ static void render_stream_event(struct tg_req *r, const struct tg_event *ev)
         TG_ADD_LIT(r->out, "}");
         chunk_close(r, NULL);
         break;
-    case TG_EV_TOOL_START:
-        render_tool_start(r, ev);
-        break;
-    case TG_EV_TOOL_DELTA:
-        render_tool_delta(r, ev);
-        break;
+    case TG_EV_TOOL_START: render_tool_start(r, ev); break;
+    case TG_EV_TOOL_DELTA: render_tool_delta(r, ev); break;
     case TG_EV_STOP:
         chunk_open(r);
         TG_ADD_LIT(r->out, "{}");
         chunk_close(r, finish_reason(ev->stop_reason));
         break;
-    case TG_EV_ERROR:
-        render_stream_error(r, ev);
-        break;
-    default:
-        break;
+    case TG_EV_ERROR: render_stream_error(r, ev); break;
+    default: break;
     }
 }
 
@@ -768,7 +766,7 @@ static void render_stream_end(struct tg_req *r)
         TG_ADD_LIT(r->out, "data: ");
         write_head(r->out, r, "chat.completion.chunk");
         TG_ADD_LIT(r->out, "\"system_fingerprint\":null,\"choices\":[],"
-                             "\"usage\":");
+                           "\"usage\":");
         write_usage(r->out, &r->usage);
         TG_ADD_LIT(r->out, "}\n\n");
     }
@@ -809,7 +807,8 @@ static void write_model(struct tg_req *r, bool *is_first, const char *id,
     TG_ADD_LIT(r->out, "{\"id\":");
     *is_first = false;
     tg_json_write_str(r->out, id, strlen(id));
-    evbuffer_add_printf(r->out, ",\"object\":\"model\",\"created\":%lld,"
+    evbuffer_add_printf(r->out,
+                        ",\"object\":\"model\",\"created\":%lld,"
                         "\"owned_by\":",
                         (long long)r->worker->config_loaded_at);
     tg_json_write_str(r->out, owner, strlen(owner));

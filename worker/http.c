@@ -170,8 +170,7 @@ static void on_written(struct evhttp_request *http, void *arg)
 }
 
 /* ... or the connection closed before it could be. */
-static void on_closed_while_writing(struct evhttp_connection *conn,
-                                    void *arg)
+static void on_closed_while_writing(struct evhttp_connection *conn, void *arg)
 {
     (void)conn;
     tg_worker_request_done(arg);
@@ -225,8 +224,7 @@ static const struct route *route_find(const char *path, bool *path_known,
     return NULL;
 }
 
-static void answer_no_route(struct tg_req *r, const char *path,
-                            bool path_known)
+static void answer_no_route(struct tg_req *r, const char *path, bool path_known)
 {
     size_t i;
 
@@ -238,8 +236,8 @@ static void answer_no_route(struct tg_req *r, const char *path,
         if (strcmp(routes[i].path, path) == 0)
             tg_req_header(r, "Allow",
                           routes[i].method == EVHTTP_REQ_GET ? "GET" : "POST");
-    tg_req_fail(r, 405, "method_not_allowed",
-                "Method not allowed for %.200s", path);
+    tg_req_fail(r, 405, "method_not_allowed", "Method not allowed for %.200s",
+                path);
 }
 
 void tg_http_dispatch(struct evhttp_request *http, void *arg)
@@ -256,11 +254,11 @@ void tg_http_dispatch(struct evhttp_request *http, void *arg)
         evhttp_send_reply(http, 503, "Service Unavailable", NULL);
         return;
     }
-    if (tg_http_header_bytes(http) >
-        (size_t)w->cfg->limits.max_header_bytes) {
+    if (tg_http_header_bytes(http) > (size_t)w->cfg->limits.max_header_bytes) {
         tg_req_fail(r, 431, "headers_too_large",
                     "Request headers are larger than the limit of %lld "
-                    "bytes.", (long long)w->cfg->limits.max_header_bytes);
+                    "bytes.",
+                    (long long)w->cfg->limits.max_header_bytes);
         return;
     }
     if (path == NULL || path[0] == '\0')

@@ -3,9 +3,9 @@
  *
  * evhttp answers some requests before any callback of ours runs: a body
  * over max_body_bytes (413), headers over max_header_bytes (431 here), a
- * request line or header it cannot parse (400). libevent 2.1 has no hook for these (2.2 adds
- * evhttp_set_errorcb); it calls evhttp_send_error, which writes an HTML
- * page. libevent calls that function through its PLT, so the definition
+ * request line or header it cannot parse (400). libevent 2.1 has no hook for
+ * these (2.2 adds evhttp_set_errorcb); it calls evhttp_send_error, which writes
+ * an HTML page. libevent calls that function through its PLT, so the definition
  * below, in the executable, is the one the dynamic linker binds: it answers
  * with the OpenAI-style JSON error and an x-request-id like every other
  * response. tests/integration checks the bodies of all three cases.
@@ -43,21 +43,25 @@ static size_t failed_header_bytes(struct evhttp_request *req)
     return n + (end.pos >= 0 ? (size_t)end.pos : evbuffer_get_length(in));
 }
 
-static void describe(struct evhttp_request *req, int *status,
-                     const char **code, char *msg, size_t cap)
+static void describe(struct evhttp_request *req, int *status, const char **code,
+                     char *msg, size_t cap)
 {
     const struct tg_config *cfg = tg_worker_self->cfg;
 
     if (*status == 413) {
         *code = "request_too_large";
-        snprintf(msg, cap, "Request body is larger than the limit of "
-                 "%lld bytes.", (long long)cfg->limits.max_body_bytes);
+        snprintf(msg, cap,
+                 "Request body is larger than the limit of "
+                 "%lld bytes.",
+                 (long long)cfg->limits.max_body_bytes);
     } else if (failed_header_bytes(req) >
                (size_t)cfg->limits.max_header_bytes) {
         *status = 431;
         *code = "headers_too_large";
-        snprintf(msg, cap, "Request headers are larger than the limit of "
-                 "%lld bytes.", (long long)cfg->limits.max_header_bytes);
+        snprintf(msg, cap,
+                 "Request headers are larger than the limit of "
+                 "%lld bytes.",
+                 (long long)cfg->limits.max_header_bytes);
     } else {
         *status = 400;
         *code = "malformed_request";
@@ -83,7 +87,8 @@ void evhttp_send_error(struct evhttp_request *req, int error,
     }
     describe(req, &status, &code, msg, sizeof(msg));
     tg_worker_new_request_id(tg_worker_self, id);
-    evbuffer_add_printf(body, "{\"error\":{\"message\":\"%s\",\"type\":"
+    evbuffer_add_printf(body,
+                        "{\"error\":{\"message\":\"%s\",\"type\":"
                         "\"invalid_request_error\",\"param\":null,"
                         "\"code\":\"%s\"},\"detail\":\"%s\"}",
                         msg, code, msg);

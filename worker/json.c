@@ -163,14 +163,12 @@ static size_t scan_escape(struct scan *sc, size_t i)
     case 'f':
     case 'n':
     case 'r':
-    case 't':
-        return 2;
+    case 't': return 2;
     case 'u':
         if (sc->len - i >= 6 && hex4((const char *)sc->s + i + 2) >= 0)
             return 6;
         return scan_fail(sc, i, "invalid \\u escape in string");
-    default:
-        return scan_fail(sc, i, "invalid escape in string");
+    default: return scan_fail(sc, i, "invalid escape in string");
     }
 }
 
@@ -285,18 +283,12 @@ static bool scan_value(struct scan *sc)
         return scan_number(sc);
     switch (c) {
     case '{':
-    case '[':
-        return scan_open(sc, c);
-    case '"':
-        return scan_string(sc);
-    case 't':
-        return scan_literal(sc, "true");
-    case 'f':
-        return scan_literal(sc, "false");
-    case 'n':
-        return scan_literal(sc, "null");
-    default:
-        return scan_fail(sc, sc->pos, "expected a value");
+    case '[': return scan_open(sc, c);
+    case '"': return scan_string(sc);
+    case 't': return scan_literal(sc, "true");
+    case 'f': return scan_literal(sc, "false");
+    case 'n': return scan_literal(sc, "null");
+    default: return scan_fail(sc, sc->pos, "expected a value");
     }
 }
 
@@ -375,8 +367,7 @@ static bool scan_document(struct scan *sc)
 
 /* ---- tokenizing --------------------------------------------------------- */
 
-static int report(struct tg_json_error *err, size_t offset,
-                  const char *message)
+static int report(struct tg_json_error *err, size_t offset, const char *message)
 {
     if (err != NULL) {
         err->offset = offset;
@@ -474,49 +465,33 @@ enum tg_json_type tg_json_type(const struct tg_json *j, int i)
     if (t == NULL)
         return TG_JSON_INVALID;
     switch (t->type) {
-    case JSMN_OBJECT:
-        return TG_JSON_OBJECT;
-    case JSMN_ARRAY:
-        return TG_JSON_ARRAY;
-    case JSMN_STRING:
-        return TG_JSON_STRING;
-    case JSMN_PRIMITIVE:
-        break;
-    default:
-        return TG_JSON_INVALID;
+    case JSMN_OBJECT: return TG_JSON_OBJECT;
+    case JSMN_ARRAY: return TG_JSON_ARRAY;
+    case JSMN_STRING: return TG_JSON_STRING;
+    case JSMN_PRIMITIVE: break;
+    default: return TG_JSON_INVALID;
     }
     if (t->end <= t->start)
         return TG_JSON_INVALID;
     switch (j->src[t->start]) {
-    case 't':
-        return TG_JSON_TRUE;
-    case 'f':
-        return TG_JSON_FALSE;
-    case 'n':
-        return TG_JSON_NULL;
-    default:
-        return TG_JSON_NUMBER;
+    case 't': return TG_JSON_TRUE;
+    case 'f': return TG_JSON_FALSE;
+    case 'n': return TG_JSON_NULL;
+    default: return TG_JSON_NUMBER;
     }
 }
 
 const char *tg_json_type_name(enum tg_json_type type)
 {
     switch (type) {
-    case TG_JSON_OBJECT:
-        return "object";
-    case TG_JSON_ARRAY:
-        return "array";
-    case TG_JSON_STRING:
-        return "string";
-    case TG_JSON_NUMBER:
-        return "number";
+    case TG_JSON_OBJECT: return "object";
+    case TG_JSON_ARRAY: return "array";
+    case TG_JSON_STRING: return "string";
+    case TG_JSON_NUMBER: return "number";
     case TG_JSON_TRUE:
-    case TG_JSON_FALSE:
-        return "boolean";
-    case TG_JSON_NULL:
-        return "null";
-    default:
-        return "invalid";
+    case TG_JSON_FALSE: return "boolean";
+    case TG_JSON_NULL: return "null";
+    default: return "invalid";
     }
 }
 
@@ -543,8 +518,8 @@ int tg_json_skip(const struct tg_json *j, int i)
  * of `obj` is recognised by its parent link, so a stale or foreign cursor
  * ends the walk instead of reading elsewhere.
  */
-bool tg_json_member(const struct tg_json *j, int obj, int *cursor,
-                    int *key_i, int *val_i)
+bool tg_json_member(const struct tg_json *j, int obj, int *cursor, int *key_i,
+                    int *val_i)
 {
     int k;
 
@@ -559,8 +534,7 @@ bool tg_json_member(const struct tg_json *j, int obj, int *cursor,
     return true;
 }
 
-bool tg_json_element(const struct tg_json *j, int arr, int *cursor,
-                     int *elem_i)
+bool tg_json_element(const struct tg_json *j, int arr, int *cursor, int *elem_i)
 {
     int k;
 
@@ -665,20 +639,13 @@ static int simple_escape(char c)
     switch (c) {
     case '"':
     case '\\':
-    case '/':
-        return c;
-    case 'b':
-        return '\b';
-    case 'f':
-        return '\f';
-    case 'n':
-        return '\n';
-    case 'r':
-        return '\r';
-    case 't':
-        return '\t';
-    default:
-        return -1;
+    case '/': return c;
+    case 'b': return '\b';
+    case 'f': return '\f';
+    case 'n': return '\n';
+    case 'r': return '\r';
+    case 't': return '\t';
+    default: return -1;
     }
 }
 
@@ -853,13 +820,8 @@ int tg_json_double(const struct tg_json *j, int i, double *out)
 int tg_json_bool(const struct tg_json *j, int i, bool *out)
 {
     switch (tg_json_type(j, i)) {
-    case TG_JSON_TRUE:
-        *out = true;
-        return TG_OK;
-    case TG_JSON_FALSE:
-        *out = false;
-        return TG_OK;
-    default:
-        return TG_ERROR;
+    case TG_JSON_TRUE: *out = true; return TG_OK;
+    case TG_JSON_FALSE: *out = false; return TG_OK;
+    default: return TG_ERROR;
     }
 }

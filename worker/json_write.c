@@ -22,8 +22,7 @@ static bool needs_escape(unsigned char c)
 }
 
 /* Appends s[from..to); 0 or -1 like evbuffer_add. */
-static int add_run(struct evbuffer *out, const char *s, size_t from,
-                   size_t to)
+static int add_run(struct evbuffer *out, const char *s, size_t from, size_t to)
 {
     return to > from ? evbuffer_add(out, s + from, to - from) : 0;
 }
@@ -34,22 +33,14 @@ static int add_escape(struct evbuffer *out, unsigned char c)
     char buf[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xF]};
 
     switch (c) {
-    case '"':
-        return evbuffer_add(out, "\\\"", 2);
-    case '\\':
-        return evbuffer_add(out, "\\\\", 2);
-    case '\b':
-        return evbuffer_add(out, "\\b", 2);
-    case '\f':
-        return evbuffer_add(out, "\\f", 2);
-    case '\n':
-        return evbuffer_add(out, "\\n", 2);
-    case '\r':
-        return evbuffer_add(out, "\\r", 2);
-    case '\t':
-        return evbuffer_add(out, "\\t", 2);
-    default:
-        return evbuffer_add(out, buf, sizeof(buf));
+    case '"': return evbuffer_add(out, "\\\"", 2);
+    case '\\': return evbuffer_add(out, "\\\\", 2);
+    case '\b': return evbuffer_add(out, "\\b", 2);
+    case '\f': return evbuffer_add(out, "\\f", 2);
+    case '\n': return evbuffer_add(out, "\\n", 2);
+    case '\r': return evbuffer_add(out, "\\r", 2);
+    case '\t': return evbuffer_add(out, "\\t", 2);
+    default: return evbuffer_add(out, buf, sizeof(buf));
     }
 }
 

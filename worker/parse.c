@@ -39,8 +39,8 @@ int tg_parse_nomem(struct tg_parse *p)
 void tg_parse_answer(struct tg_parse *p, struct tg_req *r)
 {
     if (p->param[0] != '\0' && p->status == 400)
-        r->error_param = tg_arena_strndup(&r->arena, p->param,
-                                          strlen(p->param));
+        r->error_param =
+            tg_arena_strndup(&r->arena, p->param, strlen(p->param));
     tg_req_fail(r, p->status ? p->status : 500,
                 p->code ? p->code : "internal_error", "%s", p->message);
 }
@@ -79,8 +79,8 @@ int tg_parse_request(struct tg_parse *p, struct tg_req *r)
                          len);
 }
 
-int tg_parse_body(struct tg_parse *p, struct tg_arena *arena,
-                  const char *body, size_t len)
+int tg_parse_body(struct tg_parse *p, struct tg_arena *arena, const char *body,
+                  size_t len)
 {
     struct tg_json_error err;
     int rc;
@@ -97,11 +97,13 @@ int tg_parse_body(struct tg_parse *p, struct tg_arena *arena,
     if (rc != TG_OK)
         return tg_parse_fail(p, "invalid_json",
                              "The request body is not valid JSON: %s at "
-                             "byte %zu.", err.message, err.offset);
+                             "byte %zu.",
+                             err.message, err.offset);
     if (tg_json_type(&p->j, 0) != TG_JSON_OBJECT)
         return tg_parse_fail(p, "invalid_json",
                              "The request body must be a JSON object, not "
-                             "%s.", tg_json_type_name(tg_json_type(&p->j, 0)));
+                             "%s.",
+                             tg_json_type_name(tg_json_type(&p->j, 0)));
     return TG_OK;
 }
 
@@ -118,7 +120,7 @@ unsigned tg_parse_type(const struct tg_json *j, int i)
     case TG_JSON_OBJECT: return TG_T_OBJ;
     case TG_JSON_NUMBER:
         return tg_json_int64(j, i, &v) == TG_OK ? (TG_T_INT | TG_T_NUM)
-                                                 : TG_T_NUM;
+                                                : TG_T_NUM;
     default: return 0;
     }
 }
@@ -155,8 +157,8 @@ int tg_parse_check(struct tg_parse *p, int i, unsigned types, double min,
     if ((got & types) == 0)
         return tg_parse_fail(
             p, "invalid_type",
-            "Invalid type for '%s': expected %s, but got %s instead.",
-            p->param, types_name(types),
+            "Invalid type for '%s': expected %s, but got %s instead.", p->param,
+            types_name(types),
             (got & TG_T_NUM) && (types & TG_T_INT)
                 ? "a decimal number"
                 : tg_json_type_name(tg_json_type(&p->j, i)));
@@ -168,11 +170,13 @@ int tg_parse_check(struct tg_parse *p, int i, unsigned types, double min,
     if (v < min)
         return tg_parse_fail(p, "invalid_value",
                              "Invalid '%s': expected a value >= %g, but got "
-                             "%g instead.", p->param, min, v);
+                             "%g instead.",
+                             p->param, min, v);
     if (v > max)
         return tg_parse_fail(p, "invalid_value",
                              "Invalid '%s': expected a value <= %g, but got "
-                             "%g instead.", p->param, max, v);
+                             "%g instead.",
+                             p->param, max, v);
     return TG_OK;
 }
 

@@ -41,8 +41,8 @@ int64_t tg_quota_estimate_prompt(const struct tg_chat *c)
         const struct tg_message *m = &c->messages[i];
         bytes += (int64_t)m->text.len + 4 * TOKENS_PER_MESSAGE;
         for (k = 0; k < m->n_calls; k++)
-            bytes += (int64_t)(m->calls[k].name.len +
-                               m->calls[k].arguments.len);
+            bytes +=
+                (int64_t)(m->calls[k].name.len + m->calls[k].arguments.len);
     }
     for (i = 0; i < c->n_tools; i++)
         bytes += (int64_t)(c->tools[i].name.len + c->tools[i].description.len +
@@ -108,26 +108,28 @@ static void refuse(struct tg_req *r, enum tg_admit why)
     if (why == TG_ADMIT_RPM)
         tg_req_fail(r, 429, "rate_limit_exceeded",
                     "Rate limit reached for team %s on requests per minute "
-                    "(RPM): limit %lld. Try again in %llds.", r->team->name,
-                    (long long)q->rpm, (long long)q->retry_after_s);
+                    "(RPM): limit %lld. Try again in %llds.",
+                    r->team->name, (long long)q->rpm,
+                    (long long)q->retry_after_s);
     else if (why == TG_ADMIT_TPM)
         tg_req_fail(r, 429, "rate_limit_exceeded",
                     "Rate limit reached for team %s on tokens per minute "
                     "(TPM): limit %lld, remaining %lld, requested %lld. Try "
-                    "again in %llds.", r->team->name, (long long)q->tpm,
+                    "again in %llds.",
+                    r->team->name, (long long)q->tpm,
                     (long long)q->tpm_remaining, (long long)r->reserved,
                     (long long)q->retry_after_s);
     else if (why == TG_ADMIT_TPM_TOO_LARGE)
         tg_req_fail(r, 429, "tokens_exceed_tpm",
                     "Request too large for team %s: it reserves %lld tokens "
                     "(prompt estimate + max_tokens) but the limit is %lld "
-                    "tokens per minute. Lower max_tokens.", r->team->name,
-                    (long long)r->reserved, (long long)q->tpm);
+                    "tokens per minute. Lower max_tokens.",
+                    r->team->name, (long long)r->reserved, (long long)q->tpm);
     else
         tg_req_fail(r, 429, "budget_exceeded",
                     "Budget exhausted: team %s has spent $%.6f of its "
-                    "max_budget_usd of $%.6f.", r->team->name,
-                    (double)q->spend_nano_usd / TG_SHM_NANO_USD,
+                    "max_budget_usd of $%.6f.",
+                    r->team->name, (double)q->spend_nano_usd / TG_SHM_NANO_USD,
                     (double)q->budget_nano_usd / TG_SHM_NANO_USD);
 }
 

@@ -129,20 +129,15 @@ static int answer_add_call(struct tg_answer *a, const struct tg_event *ev)
 static int answer_collect(struct tg_answer *a, const struct tg_event *ev)
 {
     switch (ev->type) {
-    case TG_EV_TEXT:
-        return evbuffer_add(a->text, ev->text.ptr, ev->text.len);
-    case TG_EV_TOOL_START:
-        return answer_add_call(a, ev);
+    case TG_EV_TEXT: return evbuffer_add(a->text, ev->text.ptr, ev->text.len);
+    case TG_EV_TOOL_START: return answer_add_call(a, ev);
     case TG_EV_TOOL_DELTA:
         if (ev->index < 0 || (size_t)ev->index >= a->n_calls)
             return TG_ERROR;
         return evbuffer_add(a->calls[ev->index].arguments, ev->text.ptr,
                             ev->text.len);
-    case TG_EV_STOP:
-        a->stop_reason = ev->stop_reason;
-        return TG_OK;
-    default:
-        return TG_OK;
+    case TG_EV_STOP: a->stop_reason = ev->stop_reason; return TG_OK;
+    default: return TG_OK;
     }
 }
 
@@ -205,8 +200,8 @@ static void call_ended(struct tg_req *r, const struct tg_event *ev)
         return;
     }
     if (ev->type == TG_EV_ERROR) {
-        tg_req_fail(r, ev->status ? ev->status : 502, "upstream_error",
-                    "%.*s", (int)ev->text.len, ev->text.ptr);
+        tg_req_fail(r, ev->status ? ev->status : 502, "upstream_error", "%.*s",
+                    (int)ev->text.len, ev->text.ptr);
         return;
     }
     r->front->render_answer(r);

@@ -32,12 +32,12 @@ struct tg_worker *tg_worker_self;
 /* Every method libevent 2.1 knows: we answer 405 ourselves, in JSON. */
 #define ALL_METHODS                                                        \
     (EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | \
-     EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |          \
+     EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |           \
      EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH)
 
 /* How often a draining worker checks whether it may exit, and how long it
  * must have been without requests (graceful stop and reload only). */
-#define DRAIN_TICK_MS 50
+#define DRAIN_TICK_MS  50
 #define DRAIN_QUIET_MS 1000
 
 enum { SIG_QUIT, SIG_TERM, SIG_USR1, N_SIGNALS };
@@ -59,8 +59,8 @@ void tg_worker_new_request_id(struct tg_worker *w, char *out)
     uint64_t a = next_random(&w->id_state[0]);
     uint64_t b = next_random(&w->id_state[1]);
 
-    snprintf(out, TG_REQ_ID_MAX + 1, "req_%016llx%08llx",
-             (unsigned long long)a, (unsigned long long)(b >> 32));
+    snprintf(out, TG_REQ_ID_MAX + 1, "req_%016llx%08llx", (unsigned long long)a,
+             (unsigned long long)(b >> 32));
 }
 
 static void seed_request_ids(struct tg_worker *w)
@@ -101,7 +101,8 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
         event_base_loopexit(w->base, NULL);
     if (w->drain_deadline_us > 0 && tg_now_us() >= w->drain_deadline_us) {
         tg_log_warn("shutdown timeout: %llu requests still in flight, "
-                    "exiting", (unsigned long long)w->in_flight);
+                    "exiting",
+                    (unsigned long long)w->in_flight);
         event_base_loopbreak(w->base);
     }
 }
@@ -115,8 +116,8 @@ static void drain(struct tg_worker *w, int timeout_s, int quiet_ms)
     if (timeout_s >= 0)
         w->drain_deadline_us = tg_now_us() + (int64_t)timeout_s * 1000000;
     if (w->is_draining) {
-        w->drain_quiet_ms = quiet_ms < w->drain_quiet_ms ? quiet_ms
-                                                         : w->drain_quiet_ms;
+        w->drain_quiet_ms =
+            quiet_ms < w->drain_quiet_ms ? quiet_ms : w->drain_quiet_ms;
         return;
     }
     w->is_draining = true;

@@ -30,9 +30,8 @@ static void check(bool ok)
 }
 
 /* Writes s[0..n), parses it back as one string and returns it decoded. */
-static void write_and_reparse(const char *s, size_t n,
-                              struct tg_arena *arena, char **back,
-                              size_t *back_len)
+static void write_and_reparse(const char *s, size_t n, struct tg_arena *arena,
+                              char **back, size_t *back_len)
 {
     struct evbuffer *buf = evbuffer_new();
     struct tg_json j;
@@ -52,8 +51,7 @@ static void write_and_reparse(const char *s, size_t n,
     check(tg_json_str(&j, 0, arena, back, back_len) == TG_OK);
 }
 
-static void check_string(const struct tg_json *j, int i,
-                         struct tg_arena *arena)
+static void check_string(const struct tg_json *j, int i, struct tg_arena *arena)
 {
     char *s, *back;
     size_t n, raw_len, back_len;
@@ -118,8 +116,7 @@ static void check_array(const struct tg_json *j, int arr)
     check(n == tg_json_size(j, arr));
 }
 
-static void check_token(const struct tg_json *j, int i,
-                        struct tg_arena *arena)
+static void check_token(const struct tg_json *j, int i, struct tg_arena *arena)
 {
     enum tg_json_type type = tg_json_type(j, i);
     size_t len;

@@ -141,7 +141,7 @@ Test(bucket, settlement_refunds_the_unused_part)
     struct tg_bucket b;
 
     tg_bucket_fill(&b, 1000, 0);
-    tg_bucket_take(&b, 600);         /* reserve 600 */
+    tg_bucket_take(&b, 600);            /* reserve 600 */
     tg_bucket_put(&b, 1000, 600 - 250); /* used 250 */
     cr_assert_eq(tg_bucket_remaining(&b), 750);
 }

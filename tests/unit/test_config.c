@@ -21,8 +21,8 @@ static struct tg_config *cfg;
 
 /* What the example file reads, unset so it loads as in `make run`. */
 static const char *const example_env[] = {
-    "SECRET_TOKEN",      "OPENAI_API_KEY",        "GROQ_API_KEY",
-    "ANTHROPIC_API_KEY", "GEMINI_API_KEY",        "AWS_ACCESS_KEY_ID",
+    "SECRET_TOKEN",          "OPENAI_API_KEY",    "GROQ_API_KEY",
+    "ANTHROPIC_API_KEY",     "GEMINI_API_KEY",    "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
 };
 
@@ -91,10 +91,10 @@ static size_t count_warnings(void)
     return n;
 }
 
-#define MOCK                                                                  \
-    "providers:\n"                                                            \
-    "  mock: {type: mock}\n"                                                  \
-    "models:\n"                                                               \
+#define MOCK                 \
+    "providers:\n"           \
+    "  mock: {type: mock}\n" \
+    "models:\n"              \
     "  echo: {provider: mock, model: echo}\n"
 
 /* ------------------------------------------------------------------ */
@@ -133,12 +133,11 @@ Test(example, disables_the_providers_whose_secrets_are_unset)
     cr_assert_not_null(cfg);
     cr_assert_eq(cfg->n_providers, 7);
     for (i = 0; i < TG_ARRAY_LEN(disabled); i++)
-        cr_assert_not(tg_cfg_find_provider(cfg, disabled[i])->is_enabled,
-                      "%s", disabled[i]);
+        cr_assert_not(tg_cfg_find_provider(cfg, disabled[i])->is_enabled, "%s",
+                      disabled[i]);
     cr_assert(tg_cfg_find_provider(cfg, "local")->is_enabled);
     cr_assert(tg_cfg_find_provider(cfg, "mock")->is_enabled);
-    cr_assert_eq(tg_cfg_find_provider(cfg, "google")->type,
-                 TG_PROVIDER_GEMINI);
+    cr_assert_eq(tg_cfg_find_provider(cfg, "google")->type, TG_PROVIDER_GEMINI);
     cr_assert_str_eq(tg_cfg_find_provider(cfg, "bedrock")->base_url,
                      "https://bedrock-runtime.us-east-1.amazonaws.com");
 }
@@ -450,8 +449,7 @@ Test(defaults, auth_points_at_its_teams)
 Test(defaults, secret_token_team_defaults_to_default)
 {
     load_ok("teams: {default: {}}\nauth: {secret_token: tok}\n");
-    cr_assert_eq(cfg->auth.secret_token_team,
-                 tg_cfg_find_team(cfg, "default"));
+    cr_assert_eq(cfg->auth.secret_token_team, tg_cfg_find_team(cfg, "default"));
 }
 
 /* ------------------------------------------------------------------ */
@@ -586,8 +584,8 @@ Test(errors, integers_out_of_range)
 
 Test(errors, integers_are_strict_decimal)
 {
-    static const char *const bad[] = {"abc", "12abc", "1e3", "\"\"", "\" 5\"",
-                                      "+5", "0x10", "5.0"};
+    static const char *const bad[] = {"abc",    "12abc", "1e3",  "\"\"",
+                                      "\" 5\"", "+5",    "0x10", "5.0"};
     char yaml[64], text[160];
     size_t i;
 
@@ -611,7 +609,7 @@ Test(errors, null_number_is_an_error)
 
 Test(errors, bad_numbers_for_prices_and_credits)
 {
-    static const char *const bad[] = {"abc", "-1", "1e999", "inf", ".nan",
+    static const char *const bad[] = {"abc",  "-1",  "1e999", "inf", ".nan",
                                       "0x10", "1_5", "1.5.2", "e3"};
     char yaml[64], text[160];
     size_t i;
@@ -629,8 +627,8 @@ Test(errors, bad_numbers_for_prices_and_credits)
 
 Test(errors, good_numbers_for_prices_and_credits)
 {
-    static const char *const good[] = {"2.5", "10", ".5", "1e-3", "0", "-0",
-                                       "3.", "1E2"};
+    static const char *const good[] = {"2.5", "10", ".5", "1e-3",
+                                       "0",   "-0", "3.", "1E2"};
     static const double values[] = {2.5, 10, 0.5, 0.001, 0, 0, 3, 100};
     char yaml[64];
     size_t i;
@@ -655,7 +653,7 @@ Test(errors, booleans_are_exactly_true_or_false)
                  "\"True\"");
 }
 
-#define LISTEN_EXPECTED                                                       \
+#define LISTEN_EXPECTED \
     " (expected \"host:port\", as in \"127.0.0.1:8000\" or \"[::1]:8000\")"
 
 Test(errors, bad_listen_strings)
@@ -840,9 +838,11 @@ Test(errors, team_allow_list_names_unknown_group_or_model)
     cr_assert_eq(diags.n_errors, 2);
 }
 
-#define HASH_A "sha256:" \
+#define HASH_A \
+    "sha256:"  \
     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-#define HASH_A_UPPER "sha256:" \
+#define HASH_A_UPPER \
+    "sha256:"        \
     "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD"
 
 Test(errors, same_key_in_two_teams)
@@ -1262,8 +1262,7 @@ Test(providers, type_names)
     cr_assert_str_eq(tg_cfg_provider_type_name(TG_PROVIDER_OPENAI), "openai");
     cr_assert_str_eq(tg_cfg_provider_type_name(TG_PROVIDER_ANTHROPIC),
                      "anthropic");
-    cr_assert_str_eq(tg_cfg_provider_type_name(TG_PROVIDER_BEDROCK),
-                     "bedrock");
+    cr_assert_str_eq(tg_cfg_provider_type_name(TG_PROVIDER_BEDROCK), "bedrock");
     cr_assert_str_eq(tg_cfg_provider_type_name(TG_PROVIDER_GEMINI), "gemini");
 }
 
@@ -1361,19 +1360,19 @@ Test(keys, several_keys_per_team)
 /* ------------------------------------------------------------------ */
 /* Model name resolution                                                */
 
-#define ROUTES                                                                \
-    "providers:\n"                                                            \
-    "  mock: {type: mock}\n"                                                  \
-    "  or: {type: openai, base_url: \"https://openrouter.ai/api/v1\"}\n"      \
-    "  other: {type: openai}\n"                                               \
-    "models:\n"                                                               \
-    "  echo: {provider: mock, model: echo}\n"                                 \
-    "  llama: {provider: or, model: \"meta-llama/llama-3:70b\"}\n"            \
-    "  dup-a: {provider: mock, model: shared}\n"                              \
-    "  dup-b: {provider: other, model: shared}\n"                             \
-    "  other/shared: {provider: mock, model: aliased}\n"                      \
-    "  g-model: {provider: other, model: ChatAgent}\n"                        \
-    "model_groups:\n"                                                         \
+#define ROUTES                                                           \
+    "providers:\n"                                                       \
+    "  mock: {type: mock}\n"                                             \
+    "  or: {type: openai, base_url: \"https://openrouter.ai/api/v1\"}\n" \
+    "  other: {type: openai}\n"                                          \
+    "models:\n"                                                          \
+    "  echo: {provider: mock, model: echo}\n"                            \
+    "  llama: {provider: or, model: \"meta-llama/llama-3:70b\"}\n"       \
+    "  dup-a: {provider: mock, model: shared}\n"                         \
+    "  dup-b: {provider: other, model: shared}\n"                        \
+    "  other/shared: {provider: mock, model: aliased}\n"                 \
+    "  g-model: {provider: other, model: ChatAgent}\n"                   \
+    "model_groups:\n"                                                    \
     "  ChatAgent: {primary: echo, fallbacks: [llama]}\n"
 
 static struct tg_model *model_named(const char *name)

@@ -136,10 +136,9 @@ Test(json, parse_accepts_every_kind_of_value)
     for (k = 0; k < TG_ARRAY_LEN(cases); k++) {
         struct tg_json j = parse(cases[k].text);
 
-        cr_expect_eq(j.n_tok, cases[k].n_tok, "%s: %d tokens",
-                     cases[k].text, j.n_tok);
-        cr_expect_eq(tg_json_type(&j, 0), cases[k].root, "%s",
-                     cases[k].text);
+        cr_expect_eq(j.n_tok, cases[k].n_tok, "%s: %d tokens", cases[k].text,
+                     j.n_tok);
+        cr_expect_eq(tg_json_type(&j, 0), cases[k].root, "%s", cases[k].text);
         cr_expect_eq(tg_json_skip(&j, 0), j.n_tok, "%s", cases[k].text);
     }
 }
@@ -171,8 +170,7 @@ Test(json, parse_rfc8259_image_example)
     image = tg_json_get(&j, 0, "Image");
     cr_assert_eq(tg_json_type(&j, image), TG_JSON_OBJECT);
     cr_assert_eq(tg_json_size(&j, image), 6);
-    cr_assert_eq(tg_json_int64(&j, tg_json_get(&j, image, "Width"), &v),
-                 TG_OK);
+    cr_assert_eq(tg_json_int64(&j, tg_json_get(&j, image, "Width"), &v), TG_OK);
     cr_assert_eq(v, 800);
     cr_assert(tg_json_str_eq(&j, tg_json_get(&j, image, "Title"),
                              "View from 15th Floor"));
@@ -195,29 +193,28 @@ Test(json, parse_rfc8259_image_example)
 
 Test(json, parse_rfc8259_array_example)
 {
-    static const char text[] =
-        "[\n"
-        "  {\n"
-        "     \"precision\": \"zip\",\n"
-        "     \"Latitude\":  37.7668,\n"
-        "     \"Longitude\": -122.3959,\n"
-        "     \"Address\":   \"\",\n"
-        "     \"City\":      \"SAN FRANCISCO\",\n"
-        "     \"State\":     \"CA\",\n"
-        "     \"Zip\":       \"94107\",\n"
-        "     \"Country\":   \"US\"\n"
-        "  },\n"
-        "  {\n"
-        "     \"precision\": \"zip\",\n"
-        "     \"Latitude\":  37.371991,\n"
-        "     \"Longitude\": -122.026020,\n"
-        "     \"Address\":   \"\",\n"
-        "     \"City\":      \"SUNNYVALE\",\n"
-        "     \"State\":     \"CA\",\n"
-        "     \"Zip\":       \"94085\",\n"
-        "     \"Country\":   \"US\"\n"
-        "  }\n"
-        "]\n";
+    static const char text[] = "[\n"
+                               "  {\n"
+                               "     \"precision\": \"zip\",\n"
+                               "     \"Latitude\":  37.7668,\n"
+                               "     \"Longitude\": -122.3959,\n"
+                               "     \"Address\":   \"\",\n"
+                               "     \"City\":      \"SAN FRANCISCO\",\n"
+                               "     \"State\":     \"CA\",\n"
+                               "     \"Zip\":       \"94107\",\n"
+                               "     \"Country\":   \"US\"\n"
+                               "  },\n"
+                               "  {\n"
+                               "     \"precision\": \"zip\",\n"
+                               "     \"Latitude\":  37.371991,\n"
+                               "     \"Longitude\": -122.026020,\n"
+                               "     \"Address\":   \"\",\n"
+                               "     \"City\":      \"SUNNYVALE\",\n"
+                               "     \"State\":     \"CA\",\n"
+                               "     \"Zip\":       \"94085\",\n"
+                               "     \"Country\":   \"US\"\n"
+                               "  }\n"
+                               "]\n";
     struct tg_json j = parse(text);
     int cursor = 0, first, second;
     double d;
@@ -232,12 +229,10 @@ Test(json, parse_rfc8259_array_example)
     cr_assert_eq(tg_json_double(&j, tg_json_get(&j, first, "Latitude"), &d),
                  TG_OK);
     cr_assert_eq(d, 37.7668);
-    cr_assert_eq(tg_json_double(&j, tg_json_get(&j, second, "Longitude"),
-                                &d),
+    cr_assert_eq(tg_json_double(&j, tg_json_get(&j, second, "Longitude"), &d),
                  TG_OK);
     cr_assert_eq(d, -122.026020);
-    cr_assert(tg_json_str_eq(&j, tg_json_get(&j, second, "City"),
-                             "SUNNYVALE"));
+    cr_assert(tg_json_str_eq(&j, tg_json_get(&j, second, "City"), "SUNNYVALE"));
     cr_assert(tg_json_str_eq(&j, tg_json_get(&j, first, "Address"), ""));
 }
 
@@ -518,8 +513,7 @@ Test(json, get_compares_keys_after_decoding_escapes)
     cr_assert_eq(v, 3);
     cr_assert_eq(tg_json_int64(&j, tg_json_get(&j, 0, "t\tb"), &v), TG_OK);
     cr_assert_eq(v, 4);
-    cr_assert_eq(tg_json_int64(&j, tg_json_get(&j, 0, "\xF0\x9F\x98\x80"),
-                               &v),
+    cr_assert_eq(tg_json_int64(&j, tg_json_get(&j, 0, "\xF0\x9F\x98\x80"), &v),
                  TG_OK);
     cr_assert_eq(v, 5);
     cr_assert_eq(tg_json_get(&j, 0, "mod"), -1);
@@ -539,8 +533,8 @@ Test(json, get_skips_over_nested_values)
 Test(json, member_walks_nested_object_in_order)
 {
     static const char *const keys[] = {"a", "d", "e"};
-    static const enum tg_json_type types[] = {
-        TG_JSON_OBJECT, TG_JSON_ARRAY, TG_JSON_NUMBER};
+    static const enum tg_json_type types[] = {TG_JSON_OBJECT, TG_JSON_ARRAY,
+                                              TG_JSON_NUMBER};
     struct tg_json j = parse("{\"a\":{\"b\":[1,2,{\"c\":3}]},"
                              "\"d\":[[]],\"e\":4}");
     int cursor = 0, key, val, n = 0;
@@ -557,8 +551,8 @@ Test(json, member_walks_nested_object_in_order)
 
 Test(json, element_walks_nested_array_skipping_subtrees)
 {
-    static const enum tg_json_type types[] = {
-        TG_JSON_NUMBER, TG_JSON_OBJECT, TG_JSON_ARRAY, TG_JSON_STRING};
+    static const enum tg_json_type types[] = {TG_JSON_NUMBER, TG_JSON_OBJECT,
+                                              TG_JSON_ARRAY, TG_JSON_STRING};
     static const int indices[] = {1, 2, 7, 10};
     struct tg_json j = parse("[1,{\"c\":[3,4]},[[],5],\"s\"]");
     int cursor = 0, elem, n = 0;
@@ -635,9 +629,9 @@ Test(json, skip_jumps_past_whole_subtree)
 Test(json, type_and_type_name)
 {
     struct tg_json j = parse("[{},[],\"s\",1,true,false,null]");
-    static const char *const names[] = {
-        "array", "object", "array", "string",
-        "number", "boolean", "boolean", "null"};
+    static const char *const names[] = {"array",   "object", "array",
+                                        "string",  "number", "boolean",
+                                        "boolean", "null"};
     int i;
 
     for (i = 0; i < j.n_tok; i++)
@@ -690,13 +684,17 @@ Test(json, int64_reads_bounds_exactly)
 
 Test(json, int64_rejects_overflow_fraction_and_exponent)
 {
-    static const char *const bad[] = {
-        "9223372036854775808",  "-9223372036854775809",
-        "9223372036854775810",  "18446744073709551616",
-        "99999999999999999999", "100000000000000000000000",
-        "1.0",                  "1e2",
-        "1E2",                  "-0.0",
-        "0e0"};
+    static const char *const bad[] = {"9223372036854775808",
+                                      "-9223372036854775809",
+                                      "9223372036854775810",
+                                      "18446744073709551616",
+                                      "99999999999999999999",
+                                      "100000000000000000000000",
+                                      "1.0",
+                                      "1e2",
+                                      "1E2",
+                                      "-0.0",
+                                      "0e0"};
     size_t k;
     int rc;
 
@@ -784,8 +782,7 @@ Test(json, bool_reads_true_and_false_only)
 
 /* ---- string decoding ---------------------------------------------------- */
 
-static void assert_decodes(const char *json, const char *want,
-                           size_t want_len)
+static void assert_decodes(const char *json, const char *want, size_t want_len)
 {
     struct tg_json j = parse(json);
     size_t len;
@@ -798,8 +795,7 @@ static void assert_decodes(const char *json, const char *want,
 
 Test(json, str_decodes_every_escape)
 {
-    assert_decodes("\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"",
-                   TEXT("\"\\/\b\f\n\r\t"));
+    assert_decodes("\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"", TEXT("\"\\/\b\f\n\r\t"));
     assert_decodes("\"a\\u0041\\u00e9\\u00E9\\u20ac\"",
                    TEXT("aA\xC3\xA9\xC3\xA9\xE2\x82\xAC"));
     assert_decodes("\"\\u007f\\u0080\\u07ff\\u0800\\uffff\"",
@@ -828,7 +824,8 @@ Test(json, str_lone_surrogates_become_replacement_char)
     assert_decodes("\"\\ud83dx\"", TEXT("\xEF\xBF\xBDx"));
     assert_decodes("\"\\ude00\"", TEXT("\xEF\xBF\xBD"));
     assert_decodes("\"\\ud83d\\ud83d\"", TEXT("\xEF\xBF\xBD\xEF\xBF\xBD"));
-    assert_decodes("\"\\ud83d\\u0041\"", TEXT("\xEF\xBF\xBD" "A"));
+    assert_decodes("\"\\ud83d\\u0041\"", TEXT("\xEF\xBF\xBD"
+                                              "A"));
     assert_decodes("\"\\ude00\\ud83d\"", TEXT("\xEF\xBF\xBD\xEF\xBF\xBD"));
     assert_decodes("\"\\ud83d\\n\"", TEXT("\xEF\xBF\xBD\n"));
 }
@@ -870,8 +867,7 @@ Test(json, str_eq_compares_decoded_text)
 
 Test(json, write_str_quotes_plain_ascii)
 {
-    cr_assert_str_eq(written(TEXT("hello, world / ~")),
-                     "\"hello, world / ~\"");
+    cr_assert_str_eq(written(TEXT("hello, world / ~")), "\"hello, world / ~\"");
     cr_assert_str_eq(written(TEXT("")), "\"\"");
 }
 
@@ -882,8 +878,7 @@ Test(json, write_str_escapes_quote_backslash_and_controls)
     cr_assert_str_eq(written(TEXT("\x01\x1F\x7F\x0B")),
                      "\"\\u0001\\u001f\\u007f\\u000b\"");
     cr_assert_str_eq(written(TEXT("a\0b")), "\"a\\u0000b\"");
-    cr_assert_str_eq(written(TEXT("say \"hi\"\n")),
-                     "\"say \\\"hi\\\"\\n\"");
+    cr_assert_str_eq(written(TEXT("say \"hi\"\n")), "\"say \\\"hi\\\"\\n\"");
 }
 
 Test(json, write_str_passes_valid_utf8_through)
@@ -897,7 +892,8 @@ Test(json, write_str_passes_valid_utf8_through)
 Test(json, write_str_replaces_each_invalid_byte)
 {
     cr_assert_str_eq(written(TEXT("\xFF")), "\"\\ufffd\"");
-    cr_assert_str_eq(written(TEXT("a\xC0\x80" "b")),
+    cr_assert_str_eq(written(TEXT("a\xC0\x80"
+                                  "b")),
                      "\"a\\ufffd\\ufffdb\"");
     cr_assert_str_eq(written(TEXT("\xED\xA0\x80")),
                      "\"\\ufffd\\ufffd\\ufffd\"");
@@ -986,8 +982,8 @@ Test(json, is_utf8_rejects_overlongs_surrogates_and_beyond)
     cr_assert_not(tg_json_is_utf8(TEXT("\xE0\x9F\xBF")));
     cr_assert_not(tg_json_is_utf8(TEXT("\xF0\x80\x80\x80")));
     cr_assert_not(tg_json_is_utf8(TEXT("\xF0\x8F\xBF\xBF")));
-    cr_assert_not(tg_json_is_utf8(TEXT("\xED\xA0\x80"))); /* U+D800 */
-    cr_assert_not(tg_json_is_utf8(TEXT("\xED\xBF\xBF"))); /* U+DFFF */
+    cr_assert_not(tg_json_is_utf8(TEXT("\xED\xA0\x80")));     /* U+D800 */
+    cr_assert_not(tg_json_is_utf8(TEXT("\xED\xBF\xBF")));     /* U+DFFF */
     cr_assert_not(tg_json_is_utf8(TEXT("\xF4\x90\x80\x80"))); /* U+110000 */
     cr_assert_not(tg_json_is_utf8(TEXT("\xF5\x80\x80\x80")));
     cr_assert_not(tg_json_is_utf8(TEXT("\xFF")));
@@ -1000,7 +996,8 @@ Test(json, is_utf8_rejects_truncated_and_stray_bytes)
     cr_assert_not(tg_json_is_utf8(TEXT("\xC3")));
     cr_assert_not(tg_json_is_utf8(TEXT("\xE2\x82")));
     cr_assert_not(tg_json_is_utf8(TEXT("\xF0\x9F\x98")));
-    cr_assert_not(tg_json_is_utf8(TEXT("\xE2\x82" "a")));
+    cr_assert_not(tg_json_is_utf8(TEXT("\xE2\x82"
+                                       "a")));
     cr_assert_not(tg_json_is_utf8(TEXT("\xC3\xA9\xA9")));
     /* A valid sequence cut short by n: nothing past n is read. */
     cr_assert_not(tg_json_is_utf8("\xC3\xA9", 1));

@@ -35,8 +35,7 @@ static int parse(const char *body)
     return rc == TG_OK ? tg_front_openai_parse(&p, &chat) : rc;
 }
 
-static void expect_error(const char *body, const char *code,
-                         const char *param)
+static void expect_error(const char *body, const char *code, const char *param)
 {
     cr_assert_eq(parse(body), TG_ERROR, "accepted: %s", body);
     cr_assert_eq(p.status, 400, "%s", body);
@@ -55,7 +54,8 @@ TestSuite(openai_parse, .init = setup, .fini = teardown);
 Test(openai_parse, minimal_request_defaults)
 {
     cr_assert_eq(parse("{\"messages\":[{\"role\":\"user\",\"content\":"
-                       "\"hi\"}]}"), TG_OK, "%s", p.message);
+                       "\"hi\"}]}"),
+                 TG_OK, "%s", p.message);
     cr_assert_eq(chat.model.len, 0);
     cr_assert_eq(chat.n_messages, 1);
     cr_assert_eq(chat.messages[0].role, TG_ROLE_USER);
@@ -101,7 +101,8 @@ Test(openai_parse, max_completion_tokens_wins_over_max_tokens)
 {
     cr_assert_eq(parse("{\"messages\":[{\"role\":\"user\",\"content\":"
                        "\"x\"}],\"max_tokens\":5,"
-                       "\"max_completion_tokens\":9}"), TG_OK);
+                       "\"max_completion_tokens\":9}"),
+                 TG_OK);
     cr_assert_eq(chat.max_tokens, 9);
 }
 
@@ -118,10 +119,11 @@ Test(openai_parse, null_fields_read_as_absent)
 
 Test(openai_parse, content_parts_are_joined_and_escapes_decoded)
 {
-    cr_assert_eq(parse("{\"messages\":[{\"role\":\"user\",\"content\":["
-                       "{\"type\":\"text\",\"text\":\"a\\u00e9\"},"
-                       "{\"type\":\"text\",\"text\":\"\\n\\ud83d\\ude00\"}]}]}"),
-                 TG_OK, "%s", p.message);
+    cr_assert_eq(
+        parse("{\"messages\":[{\"role\":\"user\",\"content\":["
+              "{\"type\":\"text\",\"text\":\"a\\u00e9\"},"
+              "{\"type\":\"text\",\"text\":\"\\n\\ud83d\\ude00\"}]}]}"),
+        TG_OK, "%s", p.message);
     cr_assert(str_is(chat.messages[0].text, "a\xc3\xa9\n\xf0\x9f\x98\x80"));
 }
 
@@ -132,10 +134,12 @@ Test(openai_parse, tool_round_trip_fields)
         "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":"
         "\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"get\","
         "\"arguments\":\"{\\\"city\\\":\\\"SF\\\"}\"}}]},"
-        "{\"role\":\"tool\",\"tool_call_id\":\"call_1\",\"content\":\"sunny\"}],"
+        "{\"role\":\"tool\",\"tool_call_id\":\"call_1\",\"content\":\"sunny\"}]"
+        ","
         "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get\","
         "\"description\":\"Weather\",\"parameters\":{\"type\":\"object\"}}}],"
-        "\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"get\"}}}";
+        "\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"get\"}"
+        "}}";
 
     cr_assert_eq(parse(body), TG_OK, "%s", p.message);
     cr_assert_eq(chat.messages[1].n_calls, 1);
@@ -166,7 +170,8 @@ Test(openai_parse, tool_without_parameters_gets_empty_schema)
 Test(openai_parse, stop_array)
 {
     cr_assert_eq(parse("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
-                       "\"stop\":[\"a\",\"b\"]}"), TG_OK);
+                       "\"stop\":[\"a\",\"b\"]}"),
+                 TG_OK);
     cr_assert_eq(chat.n_stop, 2);
     cr_assert(str_is(chat.stop[1], "b"));
 }
@@ -193,8 +198,8 @@ Test(openai_parse, field_errors_name_the_param)
     expect_error("{\"messages\":[{\"role\":\"user\"}]}",
                  "missing_required_parameter", "messages[0].content");
     expect_error("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
-                 "\"text\"}]}]}", "missing_required_parameter",
-                 "messages[0].content[0].text");
+                 "\"text\"}]}]}",
+                 "missing_required_parameter", "messages[0].content[0].text");
     expect_error("{\"messages\":[{\"role\":\"assistant\",\"tool_calls\":"
                  "[{\"id\":\"c\",\"function\":{\"name\":\"f\"}}]}]}",
                  "missing_required_parameter",
@@ -222,7 +227,8 @@ Test(openai_parse, range_and_type_errors)
         {"\"stop\":[1]", "invalid_type", "stop[0]"},
         {"\"tool_choice\":\"sometimes\"", "invalid_value", "tool_choice"},
         {"\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":"
-         "\"nope\"}}", "invalid_value", "tool_choice.function"},
+         "\"nope\"}}",
+         "invalid_value", "tool_choice.function"},
         {"\"tools\":[{\"type\":\"retrieval\"}]", "invalid_value", "tools[0]"},
         {"\"frequency_penalty\":3", "invalid_value", "frequency_penalty"},
         {"\"top_logprobs\":21", "invalid_value", "top_logprobs"},
