@@ -75,25 +75,33 @@ static void format_duration(char *out, size_t cap, int64_t ms)
                  (long long)(ms % 60000 / 1000));
 }
 
+/* x-ratelimit-{limit,remaining,reset}-<what> for one bucket. */
+static void add_bucket_headers(struct tg_req *r, const char *what,
+                               int64_t limit, int64_t remaining,
+                               int64_t reset_ms)
+{
+    char name[40], v[32];
+
+    snprintf(name, sizeof(name), "x-ratelimit-limit-%s", what);
+    snprintf(v, sizeof(v), "%lld", (long long)limit);
+    tg_req_header(r, name, v);
+    snprintf(name, sizeof(name), "x-ratelimit-remaining-%s", what);
+    snprintf(v, sizeof(v), "%lld", (long long)remaining);
+    tg_req_header(r, name, v);
+    snprintf(name, sizeof(name), "x-ratelimit-reset-%s", what);
+    format_duration(v, sizeof(v), reset_ms);
+    tg_req_header(r, name, v);
+}
+
 void tg_quota_add_headers(struct tg_req *r)
 {
     const struct tg_quota *q = &r->quota;
-    char v[32];
 
     if (!r->has_quota)
         return;
-    snprintf(v, sizeof(v), "%lld", (long long)q->rpm);
-    tg_req_header(r, "x-ratelimit-limit-requests", v);
-    snprintf(v, sizeof(v), "%lld", (long long)q->rpm_remaining);
-    tg_req_header(r, "x-ratelimit-remaining-requests", v);
-    format_duration(v, sizeof(v), q->rpm_reset_ms);
-    tg_req_header(r, "x-ratelimit-reset-requests", v);
-    snprintf(v, sizeof(v), "%lld", (long long)q->tpm);
-    tg_req_header(r, "x-ratelimit-limit-tokens", v);
-    snprintf(v, sizeof(v), "%lld", (long long)q->tpm_remaining);
-    tg_req_header(r, "x-ratelimit-remaining-tokens", v);
-    format_duration(v, sizeof(v), q->tpm_reset_ms);
-    tg_req_header(r, "x-ratelimit-reset-tokens", v);
+    add_bucket_headers(r, "requests", q->rpm, q->rpm_remaining,
+                       q->rpm_reset_ms);
+    add_bucket_headers(r, "tokens", q->tpm, q->tpm_remaining, q->tpm_reset_ms);
 }
 
 static void refuse(struct tg_req *r, enum tg_admit why)
