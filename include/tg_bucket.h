@@ -29,8 +29,10 @@ struct tg_bucket {
 /* A full bucket of `capacity` (whole units) as of now_ns. */
 void tg_bucket_fill(struct tg_bucket *b, int64_t capacity, int64_t now_ns);
 
-/* Adds what refilled since b->last_ns, up to capacity; moves last_ns to
- * now_ns (also when the clock went backwards, without adding anything). */
+/* Adds what refilled since b->last_ns, up to capacity, and advances
+ * last_ns by the time that refill stands for. A now_ns at or before last_ns
+ * (a late caller, or a clock stepped back) adds nothing and leaves last_ns;
+ * a clock stepped back by more than a period re-anchors last_ns to now_ns. */
 void tg_bucket_refill(struct tg_bucket *b, int64_t capacity, int64_t now_ns);
 
 /* True when `amount` whole units are there (after refill): a take would

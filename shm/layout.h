@@ -45,7 +45,7 @@ struct shm_header {
     _Atomic uint32_t geometry_index;
     uint32_t reserved2;
     struct shm_geometry geometry[2];
-};
+} __attribute__((aligned(64))); /* slots after it are 64-byte aligned */
 
 /* Limits come from the config through tg_shm_configure, so every worker,
  * of any generation, applies the same ones. */
@@ -75,6 +75,11 @@ struct tg_shm {
     struct tg_shm_team **slot_of; /* per team of the configured config */
     size_t n_slot_of;
 };
+
+_Static_assert(sizeof(struct shm_header) % 64 == 0,
+               "team slots must start on a cache line");
+_Static_assert(sizeof(struct tg_shm_team) % 64 == 0,
+               "team slots must stay on cache lines");
 
 static inline struct tg_shm_team *shm_slots(struct shm_header *h)
 {
