@@ -243,3 +243,16 @@ test('second_gateway_on_the_same_state_file_is_refused', async (t) => {
   assert.match(r.stderr, /is in use by another tollgate/);
   assert.equal((await post(gw, '/v1/chat/completions', CHAT)).status, 200);
 });
+
+test('failed_call_refunds_its_tokens', async (t) => {
+  const gw = await startGateway(t, { teams: limitedTeam({ tpm: 1000 }) });
+  // gpt-4o's provider is disabled: admitted, then the call fails (503).
+  let res = await post(gw, '/v1/chat/completions', { ...CHAT, model: 'gpt-4o', max_tokens: 900 }, asLimited);
+  assert.equal(res.status, 503);
+  assertRateHeaders(res);
+  assert.equal(Number(res.headers.get('x-ratelimit-remaining-tokens')), 1000 - 900 - 5);
+  // Had the 905 reserved tokens not come back, this would not fit.
+  res = await post(gw, '/v1/chat/completions', { ...CHAT, max_tokens: 900 }, asLimited);
+  assert.equal(res.status, 200, res.text);
+  assert.ok(Number(res.headers.get('x-ratelimit-remaining-tokens')) >= 1000 - 905);
+});
