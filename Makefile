@@ -34,8 +34,12 @@ LIB_SRC  := $(filter-out master/main.c,$(LIB_SRC))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
+# The wire-level mock upstream the tests run providers against.
+MOCK_SRC := $(wildcard tests/mock_upstream/*.c)
+MOCK_OBJ := $(MOCK_SRC:%.c=$(BUILD)/obj/%.o)
+MOCK_BIN := $(if $(MOCK_SRC),$(BUILD)/mock-upstream)
 
-all: $(BUILD)/tollgate
+all: $(BUILD)/tollgate $(MOCK_BIN)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -46,6 +50,9 @@ $(BUILD)/libtollgate.a: $(LIB_OBJ)
 	$(AR) rcs $@ $^
 
 $(BUILD)/tollgate: $(BUILD)/obj/master/main.o $(BUILD)/libtollgate.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/mock-upstream: $(MOCK_OBJ) $(BUILD)/libtollgate.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/unit-tests: $(UNIT_OBJ) $(BUILD)/libtollgate.a
@@ -66,7 +73,8 @@ run: deps
 test: test-deps
 	@$(MAKE) --no-print-directory all $(BUILD)/unit-tests
 	$(BUILD)/unit-tests --jobs 2
-	TG_BIN=$(BUILD)/tollgate tests/integration/run.sh
+	TG_BIN=$(BUILD)/tollgate TG_MOCK_BIN=$(BUILD)/mock-upstream \
+		tests/integration/run.sh
 
 unit: $(BUILD)/unit-tests
 	$(BUILD)/unit-tests --jobs 2
@@ -98,11 +106,12 @@ fuzz: $(FUZZ_BIN)
 
 format-check:
 	clang-format --dry-run --Werror $(LIB_SRC) master/main.c include/*.h \
-		shm/*.h config/*.h $(UNIT_SRC) $(FUZZ_SRC)
+		shm/*.h config/*.h $(UNIT_SRC) $(FUZZ_SRC) $(MOCK_SRC)
 
 clean:
 	rm -rf build
 
 .PHONY: all deps test-deps run test unit valgrind fuzz format-check clean
 
--include $(LIB_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BUILD)/obj/master/main.d
+-include $(LIB_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(MOCK_OBJ:.o=.d) \
+	$(BUILD)/obj/master/main.d
