@@ -21,6 +21,7 @@
 
 struct event_base;
 struct tg_call;
+struct tg_upstream;
 
 typedef int tg_event_fn(struct tg_call *call, const struct tg_event *ev);
 
@@ -28,6 +29,7 @@ struct tg_call {
     struct event_base *base;
     const struct tg_chat *chat;
     const struct tg_model *model; /* the candidate being called */
+    struct tg_upstream *upstream; /* the worker's connection pools */
     tg_event_fn *on_event;
     void *ctx;        /* the caller's; the back does not touch it */
     void *back_state; /* the back's; NULL when no call is running */
@@ -43,5 +45,6 @@ struct tg_back {
 const struct tg_back *tg_back_for(enum tg_provider_type type);
 
 extern const struct tg_back tg_back_mock;
+extern const struct tg_back tg_back_openai;
 
 #endif

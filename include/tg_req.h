@@ -43,6 +43,7 @@ struct tg_answer {
     struct tg_answer_call calls[TG_MAX_TOOL_CALLS];
     size_t n_calls;
     enum tg_stop_reason stop_reason;
+    bool has_failed; /* too many tool calls, or out of memory */
 };
 
 struct tg_req {

@@ -21,6 +21,7 @@ struct evhttp;
 struct evhttp_bound_socket;
 struct tg_auth_table;
 struct tg_shm;
+struct tg_upstream;
 
 struct tg_worker {
     const struct tg_config *cfg;
@@ -32,6 +33,7 @@ struct tg_worker {
     struct evhttp_bound_socket **bound;
     size_t n_bound;
     struct tg_auth_table *auth;
+    struct tg_upstream *upstream; /* connection pools to providers */
     uint64_t in_flight;
     int64_t last_request_us;
     bool is_draining;

@@ -204,6 +204,13 @@ static void call_ended(struct tg_req *r, const struct tg_event *ev)
                     (int)ev->text.len, ev->text.ptr);
         return;
     }
+    if (r->answer.has_failed) {
+        tg_req_fail(r, 502, "answer_too_large",
+                    "the provider's answer has more than %d tool calls or "
+                    "could not be held in memory",
+                    TG_MAX_TOOL_CALLS);
+        return;
+    }
     r->front->render_answer(r);
     tg_req_send(r, 200);
 }
@@ -223,10 +230,13 @@ static int on_call_event(struct tg_call *call, const struct tg_event *ev)
         call_ended(r, ev);
         return TG_OK;
     }
-    if (r->is_client_gone)
-        return TG_ERROR;
-    if (!r->chat.is_stream)
-        return answer_collect(&r->answer, ev) == 0 ? TG_OK : TG_ERROR;
+    if (!r->chat.is_stream) {
+        /* A failure here is answered at the terminal event: the back is
+         * still running and owns its state until then. */
+        if (!r->answer.has_failed && answer_collect(&r->answer, ev) != 0)
+            r->answer.has_failed = true;
+        return TG_OK;
+    }
     if (!r->is_streaming)
         stream_start(r);
     r->front->render_stream_event(r, ev);
@@ -249,6 +259,7 @@ static void req_call(struct tg_req *r)
     r->call.base = r->worker->base;
     r->call.chat = &r->chat;
     r->call.model = r->model;
+    r->call.upstream = r->worker->upstream;
     r->call.on_event = on_call_event;
     r->call.ctx = r;
     if (r->answer.text == NULL || back->start(&r->call) != TG_OK) {

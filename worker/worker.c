@@ -26,6 +26,7 @@
 #include "tg_http.h"
 #include "tg_log.h"
 #include "tg_req.h"
+#include "tg_upstream.h"
 
 struct tg_worker *tg_worker_self;
 
@@ -200,6 +201,7 @@ static void worker_free(struct tg_worker *w, struct event **events)
     if (w->http != NULL)
         evhttp_free(w->http);
     free(w->bound);
+    tg_upstream_free(w->upstream);
     tg_auth_free(w->auth);
     tg_access_log_close(w);
     if (w->base != NULL)
@@ -222,7 +224,9 @@ int tg_worker_run(const struct tg_config *cfg, struct tg_shm *shm,
     seed_request_ids(&w);
     w.base = event_base_new();
     w.auth = tg_auth_build(cfg);
-    if (w.base == NULL || w.auth == NULL ||
+    if (w.base != NULL)
+        w.upstream = tg_upstream_new(w.base, cfg);
+    if (w.base == NULL || w.auth == NULL || w.upstream == NULL ||
         setup_signals(&w, events) != TG_OK ||
         setup_http(&w, listen_fds, n_fds) != TG_OK) {
         tg_log_error("worker could not start");

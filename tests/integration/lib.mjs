@@ -61,13 +61,13 @@ providers:
   mock: { type: mock }
   slow: { type: mock, stream_delay_ms: ${o.streamDelay ?? 100} }
   openai: { type: openai, api_key: "" }
-models:
+${o.providers ?? ''}models:
   mock-echo: { provider: mock, model: echo }
   slow-echo: { provider: slow, model: echo }
   other-echo: { provider: mock, model: echo-2 }
   gpt-4o: { provider: openai, model: gpt-4o }
   priced-echo: { provider: mock, model: priced, input_usd_per_mtok: 1000, output_usd_per_mtok: 2000 }
-model_groups:
+${o.models ?? ''}model_groups:
   Echoes: { primary: mock-echo, fallbacks: [slow-echo] }
 teams:
   team-a:

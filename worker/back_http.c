@@ -1,0 +1,331 @@
+/*
+ * back_http.c - the back of every HTTP provider, over its wire format.
+ *
+ * One call: encode the canonical request with the wire, send it through the
+ * worker's upstream pools, then turn the answer into canonical events as it
+ * arrives: a 2xx stream through the SSE parser or the event-stream decoder
+ * into the wire's decoder, a 2xx body whole into decode_body, any other
+ * status into an error. Every call ends with exactly one terminal event:
+ * TG_EV_DONE when the wire saw the answer's proper end, otherwise
+ * TG_EV_ERROR with a status the client can act on:
+ *   400  the provider refused the request itself (its 4xx but 401, 403,
+ *        408, 429) - the caller's fault, returned as such;
+ *   502  the provider failed, refused our credentials, answered garbage,
+ *        or the connection or TLS failed;
+ *   504  nothing came within first_byte_timeout_ms or timeout_ms.
+ */
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tg.h"
+#include "tg_wire.h"
+
+/* The most of an answer kept whole (non-streaming or an error body). */
+#define MAX_BODY      (16u * 1024 * 1024)
+#define MAX_SSE_EVENT (4u * 1024 * 1024)
+
+static void call_free(struct tg_wire_call *w)
+{
+    w->call->back_state = NULL;
+    tg_sse_free(&w->sse);
+    if (w->body)
+        evbuffer_free(w->body);
+    if (w->frames)
+        evbuffer_free(w->frames);
+    tg_arena_free(&w->arena);
+    free(w);
+}
+
+/* Delivers the terminal event and frees the call. */
+static void end_call(struct tg_wire_call *w, int status, const char *message)
+{
+    struct tg_call *call = w->call;
+    struct tg_event ev = {.type = status ? TG_EV_ERROR : TG_EV_DONE,
+                          .status = status};
+    char text[512];
+
+    if (w->is_finished)
+        return;
+    w->is_finished = true;
+    snprintf(text, sizeof(text), "%s", message ? message : "");
+    ev.text = (struct tg_str){text, strlen(text)};
+    if (status == 0 && w->has_usage) {
+        struct tg_event usage = {.type = TG_EV_USAGE, .usage = w->usage};
+        if (call->on_event(call, &usage) != TG_OK) {
+            call_free(w);
+            return;
+        }
+    }
+    call_free(w);
+    call->on_event(call, &ev);
+}
+
+int tg_wire_emit(struct tg_wire_call *w, const struct tg_event *ev)
+{
+    if (ev->type == TG_EV_TEXT || ev->type == TG_EV_TOOL_START)
+        w->has_content = true;
+    return w->call->on_event(w->call, ev) == TG_OK ? TG_OK : TG_ERROR;
+}
+
+int tg_wire_text(struct tg_wire_call *w, const char *text, size_t len)
+{
+    struct tg_event ev = {.type = TG_EV_TEXT, .text = {text, len}};
+
+    return len == 0 ? TG_OK : tg_wire_emit(w, &ev);
+}
+
+int tg_wire_tool_start(struct tg_wire_call *w, int index, struct tg_str id,
+                       struct tg_str name)
+{
+    struct tg_event ev = {
+        .type = TG_EV_TOOL_START, .index = index, .id = id, .name = name};
+
+    if (index < 0 || index >= TG_WIRE_MAX_TOOLS || w->is_tool_open[index])
+        return TG_DECLINED;
+    w->is_tool_open[index] = true;
+    if (index >= w->n_tools)
+        w->n_tools = index + 1;
+    return tg_wire_emit(w, &ev);
+}
+
+int tg_wire_tool_delta(struct tg_wire_call *w, int index, const char *json,
+                       size_t len)
+{
+    struct tg_event ev = {
+        .type = TG_EV_TOOL_DELTA, .index = index, .text = {json, len}};
+
+    if (index < 0 || index >= TG_WIRE_MAX_TOOLS || !w->is_tool_open[index])
+        return TG_DECLINED;
+    return len == 0 ? TG_OK : tg_wire_emit(w, &ev);
+}
+
+int tg_wire_stop(struct tg_wire_call *w, enum tg_stop_reason reason)
+{
+    struct tg_event end = {.type = TG_EV_TOOL_END};
+    struct tg_event stop = {.type = TG_EV_STOP, .stop_reason = reason};
+    int i;
+
+    for (i = 0; i < w->n_tools; i++) {
+        if (!w->is_tool_open[i])
+            continue;
+        w->is_tool_open[i] = false;
+        end.index = i;
+        if (tg_wire_emit(w, &end) != TG_OK)
+            return TG_ERROR;
+    }
+    return tg_wire_emit(w, &stop);
+}
+
+void tg_wire_usage(struct tg_wire_call *w, int64_t prompt, int64_t completion)
+{
+    w->usage.prompt_tokens = prompt;
+    w->usage.completion_tokens = completion;
+    w->has_usage = true;
+}
+
+void tg_wire_header(struct tg_wire_request *req, const char *name,
+                    const char *value)
+{
+    if (req->n_headers < TG_WIRE_MAX_HEADERS)
+        req->headers[req->n_headers++] = (struct tg_up_header){name, value};
+}
+
+/* A decoder's verdict. TG_ERROR is tg_wire_emit's "stop": the request path
+ * wants nothing more, so the call ends without a terminal event. Anything
+ * else but TG_OK is a malformed answer. Either way the caller stops. */
+static int decoded(struct tg_wire_call *w, int rc)
+{
+    if (rc == TG_OK || w->is_finished)
+        return rc == TG_OK ? TG_OK : TG_ERROR;
+    if (rc == TG_ERROR) {
+        w->is_finished = true;
+        call_free(w);
+    } else {
+        end_call(w, 502, "the provider's answer could not be read");
+    }
+    return TG_ERROR;
+}
+
+static int on_sse(void *ctx, const char *event, size_t event_len,
+                  const char *data, size_t len)
+{
+    struct tg_wire_call *w = ctx;
+
+    return decoded(w, w->wire->decode_sse(w, event, event_len, data, len));
+}
+
+static int feed_frames(struct tg_wire_call *w, const char *data, size_t len)
+{
+    struct tg_es_message m;
+    size_t used;
+    char err[128];
+    int rc;
+
+    evbuffer_add(w->frames, data, len);
+    for (;;) {
+        size_t n = evbuffer_get_length(w->frames);
+        const uint8_t *p = evbuffer_pullup(w->frames, -1);
+        rc = tg_es_decode(p, n, &m, &used, err, sizeof(err));
+        if (rc == TG_AGAIN)
+            return TG_OK;
+        if (rc != TG_OK) {
+            end_call(w, 502, err);
+            return TG_ERROR;
+        }
+        if (decoded(w, w->wire->decode_frame(w, &m)) != TG_OK)
+            return TG_ERROR;
+        evbuffer_drain(w->frames, used);
+    }
+}
+
+static void on_head(void *ctx, int status, struct evkeyvalq *headers)
+{
+    struct tg_wire_call *w = ctx;
+
+    (void)headers;
+    w->status = status;
+}
+
+static int on_body(void *ctx, const char *data, size_t len)
+{
+    struct tg_wire_call *w = ctx;
+
+    if (w->status < 200 || w->status > 299 || !w->is_stream) {
+        if (evbuffer_get_length(w->body) + len > MAX_BODY) {
+            end_call(w, 502, "the provider's answer is too large");
+            return 1;
+        }
+        evbuffer_add(w->body, data, len);
+        return 0;
+    }
+    if (w->wire->framing == TG_FRAMING_EVENTSTREAM)
+        return feed_frames(w, data, len) != TG_OK;
+    switch (tg_sse_feed(&w->sse, data, len, on_sse, w)) {
+    case 0: return 0;
+    case -1:
+        end_call(w, 502,
+                 "an event in the provider's stream is too "
+                 "large");
+        return 1;
+    default: return 1; /* the decoder ended the call */
+    }
+}
+
+static int status_for(int upstream)
+{
+    if (upstream >= 400 && upstream < 500 && upstream != 401 &&
+        upstream != 403 && upstream != 408 && upstream != 429)
+        return 400;
+    return upstream == 408 ? 504 : 502;
+}
+
+static void end_with_error_body(struct tg_wire_call *w)
+{
+    char msg[400], text[512];
+    size_t n = evbuffer_get_length(w->body);
+
+    w->wire->decode_error(w->status, (const char *)evbuffer_pullup(w->body, -1),
+                          n, msg, sizeof(msg));
+    snprintf(text, sizeof(text), "provider %s answered %d: %s",
+             w->call->model->provider->name, w->status, msg);
+    end_call(w, status_for(w->status), text);
+}
+
+static void end_with_body(struct tg_wire_call *w)
+{
+    size_t n = evbuffer_get_length(w->body);
+    int rc =
+        w->wire->decode_body(w, (const char *)evbuffer_pullup(w->body, -1), n);
+
+    if (decoded(w, rc) == TG_OK)
+        end_call(w, 0, NULL);
+}
+
+static void end_stream(struct tg_wire_call *w)
+{
+    if (w->wire->framing == TG_FRAMING_SSE &&
+        tg_sse_finish(&w->sse, on_sse, w) != 0)
+        return;
+    if (!w->is_finished && !w->is_complete)
+        end_call(w, 502, "the provider's stream ended before its end");
+    else
+        end_call(w, 0, NULL);
+}
+
+static const char *describe(enum tg_up_error e)
+{
+    switch (e) {
+    case TG_UP_TLS: return "TLS";
+    case TG_UP_FIRST_BYTE:
+    case TG_UP_TIMEOUT: return "timeout";
+    default: return "connection";
+    }
+}
+
+static void on_end(void *ctx, enum tg_up_error error, const char *why)
+{
+    struct tg_wire_call *w = ctx;
+    char text[400];
+
+    w->up = NULL;
+    if (error != TG_UP_OK) {
+        snprintf(text, sizeof(text), "provider %s: %s error: %s",
+                 w->call->model->provider->name, describe(error), why);
+        end_call(
+            w, error == TG_UP_FIRST_BYTE || error == TG_UP_TIMEOUT ? 504 : 502,
+            text);
+    } else if (w->status < 200 || w->status > 299) {
+        end_with_error_body(w);
+    } else if (!w->is_stream) {
+        end_with_body(w);
+    } else {
+        end_stream(w);
+    }
+}
+
+static const struct tg_up_callbacks up_callbacks = {on_head, on_body, on_end};
+
+int tg_back_http_start(struct tg_call *call, const struct tg_wire *wire)
+{
+    struct tg_wire_call *w = calloc(1, sizeof(*w));
+    struct tg_wire_request req = {0};
+
+    if (w == NULL)
+        return TG_NOMEM;
+    w->call = call;
+    w->wire = wire;
+    w->is_stream = call->chat->is_stream;
+    tg_arena_init(&w->arena, 4096);
+    tg_sse_init(&w->sse, MAX_SSE_EVENT);
+    w->body = evbuffer_new();
+    w->frames = evbuffer_new();
+    req.body = evbuffer_new();
+    if (!w->body || !w->frames || !req.body || wire->encode(w, &req) != TG_OK)
+        goto fail;
+    w->up = tg_up_send(call->upstream, call->model->provider, "POST", req.path,
+                       req.headers, req.n_headers, req.body, &up_callbacks, w);
+    if (w->up == NULL)
+        goto fail;
+    evbuffer_free(req.body);
+    call->back_state = w;
+    return TG_OK;
+fail:
+    if (req.body)
+        evbuffer_free(req.body);
+    call_free(w);
+    return TG_ERROR;
+}
+
+void tg_back_http_cancel(struct tg_call *call)
+{
+    struct tg_wire_call *w = call->back_state;
+
+    if (w == NULL)
+        return;
+    if (w->up != NULL)
+        tg_up_cancel(w->up);
+    call_free(w);
+}
