@@ -4,7 +4,9 @@
  * A back turns a canonical request into a call to its provider and reports
  * what comes back as canonical events through call->on_event, as soon as
  * each arrives. The contract:
- *   - start() returns TG_OK and then delivers events from the event loop
+ *   - start() returns TG_DECLINED when the request cannot be expressed in
+ *     the provider's format (the caller's 400), TG_ERROR when the call
+ *     cannot be made, or TG_OK and then delivers events from the event loop
  *     (never from inside start itself), ending with exactly one terminal
  *     event, TG_EV_DONE or TG_EV_ERROR; after it the back has released its
  *     state and delivers nothing more.

@@ -43,8 +43,8 @@ struct tg_es_header {
     const char *name;
     size_t name_len;
     enum tg_es_type type;
-    int64_t integer;       /* BYTE, INT16, INT32, INT64, TIMESTAMP */
-    const uint8_t *bytes;  /* BYTES, STRING, UUID */
+    int64_t integer;      /* BYTE, INT16, INT32, INT64, TIMESTAMP */
+    const uint8_t *bytes; /* BYTES, STRING, UUID */
     size_t bytes_len;
 };
 

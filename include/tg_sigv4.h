@@ -46,12 +46,12 @@ struct tg_sigv4_credentials {
 };
 
 #define TG_SIGV4_AMZ_DATE_LEN 16 /* 20150830T123600Z */
-#define TG_SIGV4_MAX_TEXT 8192
+#define TG_SIGV4_MAX_TEXT     8192
 
 struct tg_sigv4_result {
     char amz_date[TG_SIGV4_AMZ_DATE_LEN + 1];
-    char payload_hash[65];           /* hex SHA-256 of the body */
-    char signature[65];              /* hex */
+    char payload_hash[65]; /* hex SHA-256 of the body */
+    char signature[65];    /* hex */
     char authorization[TG_SIGV4_MAX_TEXT];
     /* For tests and debugging: */
     char canonical_request[TG_SIGV4_MAX_TEXT];

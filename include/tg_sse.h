@@ -20,26 +20,30 @@ typedef int tg_sse_fn(void *ctx, const char *event, size_t event_len,
                       const char *data, size_t data_len);
 
 struct tg_sse {
-    char *line;  /* the line being read */
+    char *line; /* the line being read */
     size_t line_len, line_cap;
-    char *data;  /* data lines of the event being read */
+    char *data; /* data lines of the event being read */
     size_t data_len, data_cap;
     char event[64];
     size_t event_len;
     size_t max_bytes; /* limit on line and data size */
     int has_data;
-    int was_cr;  /* the last byte fed was CR (a following LF is no line) */
+    /* Line-end state: the last byte fed was CR (so a following LF ends no
+     * line), or no line has ended yet (only the first may start with a
+     * BOM); see sse.c. */
+    int was_cr;
 };
 
 void tg_sse_init(struct tg_sse *p, size_t max_bytes);
 
 /*
  * Feeds n bytes. Returns 0; a callback's non-zero return value (parsing
- * stops there); or -1 when an event or line exceeds max_bytes or memory
- * runs out.
+ * stops there); or -1 when an event or line exceeds max_bytes, an event
+ * name is 64 bytes or more, or memory runs out. After -1 the parser may
+ * only be freed. The data passed to the callback is followed by a NUL.
  */
-int tg_sse_feed(struct tg_sse *p, const char *bytes, size_t n,
-                tg_sse_fn *cb, void *ctx);
+int tg_sse_feed(struct tg_sse *p, const char *bytes, size_t n, tg_sse_fn *cb,
+                void *ctx);
 
 /* At the end of the stream: dispatches an event still pending (a stream
  * that ended without its final blank line). Returns as tg_sse_feed. */

@@ -292,6 +292,7 @@ int tg_back_http_start(struct tg_call *call, const struct tg_wire *wire)
 {
     struct tg_wire_call *w = calloc(1, sizeof(*w));
     struct tg_wire_request req = {0};
+    int rc = TG_ERROR;
 
     if (w == NULL)
         return TG_NOMEM;
@@ -303,8 +304,12 @@ int tg_back_http_start(struct tg_call *call, const struct tg_wire *wire)
     w->body = evbuffer_new();
     w->frames = evbuffer_new();
     req.body = evbuffer_new();
-    if (!w->body || !w->frames || !req.body || wire->encode(w, &req) != TG_OK)
+    if (!w->body || !w->frames || !req.body)
         goto fail;
+    if (wire->encode(w, &req) != TG_OK) {
+        rc = TG_DECLINED;
+        goto fail;
+    }
     w->up = tg_up_send(call->upstream, call->model->provider, "POST", req.path,
                        req.headers, req.n_headers, req.body, &up_callbacks, w);
     if (w->up == NULL)
@@ -316,7 +321,7 @@ fail:
     if (req.body)
         evbuffer_free(req.body);
     call_free(w);
-    return TG_ERROR;
+    return rc;
 }
 
 void tg_back_http_cancel(struct tg_call *call)

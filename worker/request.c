@@ -248,6 +248,7 @@ static int on_call_event(struct tg_call *call, const struct tg_event *ev)
 static void req_call(struct tg_req *r)
 {
     const struct tg_back *back = tg_back_for(r->model->provider->type);
+    int rc;
 
     if (!r->model->provider->is_enabled || back == NULL) {
         tg_req_fail(r, 503, "provider_unavailable",
@@ -262,7 +263,16 @@ static void req_call(struct tg_req *r)
     r->call.upstream = r->worker->upstream;
     r->call.on_event = on_call_event;
     r->call.ctx = r;
-    if (r->answer.text == NULL || back->start(&r->call) != TG_OK) {
+    rc = r->answer.text == NULL ? TG_NOMEM : back->start(&r->call);
+    if (rc == TG_DECLINED) {
+        tg_req_fail(r, 400, "unsupported_request",
+                    "the request cannot be expressed in the %s format of "
+                    "provider '%s' (a tool result without its tool call?)",
+                    tg_cfg_provider_type_name(r->model->provider->type),
+                    r->model->provider->name);
+        return;
+    }
+    if (rc != TG_OK) {
         tg_req_fail(r, 500, "internal_error", "could not start the call");
         return;
     }

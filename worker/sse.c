@@ -201,7 +201,8 @@ static int end_line(struct tg_sse *p, const char *s, size_t n, bool is_first,
     }
     /* The bytes stay valid in p->line until the next append. */
     p->line_len = 0;
-    if (is_first && len >= SSE_BOM_LEN && memcmp(line, SSE_BOM, SSE_BOM_LEN) == 0) {
+    if (is_first && len >= SSE_BOM_LEN &&
+        memcmp(line, SSE_BOM, SSE_BOM_LEN) == 0) {
         line += SSE_BOM_LEN;
         len -= SSE_BOM_LEN;
     }
@@ -219,6 +220,8 @@ static size_t find_line_end(const char *s, size_t n)
     return i;
 }
 
+/* Lines that end inside this feed are parsed where they lie; the bytes after
+ * the last line end wait in p->line for the next feed. */
 int tg_sse_feed(struct tg_sse *p, const char *bytes, size_t n, tg_sse_fn *cb,
                 void *ctx)
 {

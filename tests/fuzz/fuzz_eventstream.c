@@ -49,6 +49,29 @@ static bool is_inside(const void *p, size_t n, const uint8_t *lo,
     return q >= lo && q <= hi && n <= (size_t)(hi - q);
 }
 
+/* tg_es_find must return h or an earlier namesake, and tg_es_header_is
+ * must agree with the first one's value. Names with a NUL are skipped: the
+ * lookups take C strings. */
+static void check_lookup(const struct tg_es_message *msg,
+                         const struct tg_es_header *h)
+{
+    const struct tg_es_header *first;
+    char name[256], *value;
+
+    memcpy(name, h->name, h->name_len);
+    name[h->name_len] = '\0';
+    if (strlen(name) != h->name_len)
+        return;
+    first = tg_es_find(msg, name);
+    check(first != NULL && first <= h);
+    if (first != h || h->type != TG_ES_STRING)
+        return;
+    value = strndup((const char *)h->bytes, h->bytes_len);
+    check(value != NULL);
+    check(tg_es_header_is(msg, name, value) == (strlen(value) == h->bytes_len));
+    free(value);
+}
+
 static void check_headers(const struct tg_es_message *msg, const uint8_t *lo,
                           const uint8_t *hi)
 {
@@ -57,8 +80,6 @@ static void check_headers(const struct tg_es_message *msg, const uint8_t *lo,
     check(msg->n_headers <= TG_ES_MAX_HEADERS);
     for (size_t i = 0; i < msg->n_headers; i++) {
         const struct tg_es_header *h = &msg->headers[i];
-        const struct tg_es_header *first;
-        char name[256];
 
         check(h->name_len >= 1 && h->name_len <= 255);
         check(is_inside(h->name, h->name_len, lo + 12, headers_end));
@@ -67,13 +88,7 @@ static void check_headers(const struct tg_es_message *msg, const uint8_t *lo,
             check(is_inside(h->bytes, h->bytes_len, lo + 12, headers_end));
         if (h->type == TG_ES_UUID)
             check(h->bytes_len == 16);
-        /* tg_es_find must return this header or an earlier namesake. */
-        memcpy(name, h->name, h->name_len);
-        name[h->name_len] = '\0';
-        if (strlen(name) == h->name_len) {
-            first = tg_es_find(msg, name);
-            check(first != NULL && first <= h);
-        }
+        check_lookup(msg, h);
     }
     check(is_inside(msg->payload, msg->payload_len, headers_end, hi - 4));
 }

@@ -260,3 +260,81 @@ function assertSse(block) {
 export function runTollgate(args, input) {
   return spawnSync(BIN, args, { encoding: 'utf8', input, timeout: 10000 });
 }
+
+// ---- the wire-level mock upstream (tests/mock_upstream) -----------------
+
+export const MOCK_BIN = path.resolve(process.env.TG_MOCK_BIN ?? '../../build/mock-upstream');
+
+// Starts the mock upstream on a free port; returns {url, port, stats(),
+// last(), reset(), stop()}. extraArgs e.g. ['--tls-cert', c, '--tls-key', k].
+export async function startMock(t, extraArgs = []) {
+  const child = spawn(MOCK_BIN, ['--port', '0', ...extraArgs],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(child);
+  let out = '';
+  const port = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`mock upstream did not start: ${out}`)), 10000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
+      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+    });
+    child.stderr.on('data', (d) => { out += d; });
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`mock exited ${code}: ${out}`)); });
+  });
+  const scheme = extraArgs.includes('--tls-cert') ? 'https' : 'http';
+  const admin = `http://127.0.0.1:${port}`;
+  const mock = {
+    port,
+    url: `${scheme}://127.0.0.1:${port}`,
+    logs: () => out,
+    // The admin endpoints are plain HTTP only when the mock is.
+    async stats() { return (await fetch(`${admin}/_mock/stats`)).json(); },
+    async last() { return (await fetch(`${admin}/_mock/last`)).json(); },
+    async reset() { await fetch(`${admin}/_mock/reset`, { method: 'POST' }); },
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((resolve) => child.on('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+      running.delete(child);
+      const report = /(ERROR: (Address|Leak)Sanitizer|runtime error:)[^]*/.exec(out);
+      if (report) throw new Error(`mock sanitizer report:\n${report[0].slice(0, 4000)}`);
+    },
+  };
+  t.after(() => mock.stop());
+  return mock;
+}
+
+// A test CA, a server certificate it signs for 127.0.0.1 (and one for
+// another host name), and a second CA nobody configures. Made once per run
+// with the openssl command line.
+let pki = null;
+export function testPki() {
+  if (pki) return pki;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tollgate-pki-'));
+  const ssl = (...args) => {
+    const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`);
+  };
+  for (const ca of ['ca', 'other-ca']) {
+    ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
+      '-subj', `/CN=tollgate test ${ca}`, '-keyout', `${ca}.key`, '-out', `${ca}.pem`);
+  }
+  const leaf = (name, ca, san) => {
+    fs.writeFileSync(path.join(dir, `${name}.ext`), `subjectAltName=${san}\n`);
+    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${name}`,
+      '-keyout', `${name}.key`, '-out', `${name}.csr`);
+    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`,
+      '-CAcreateserial', '-days', '2', '-extfile', `${name}.ext`, '-out', `${name}.pem`);
+  };
+  leaf('server', 'ca', 'IP:127.0.0.1,DNS:localhost');
+  leaf('elsewhere', 'ca', 'DNS:elsewhere.example');
+  leaf('stranger', 'other-ca', 'IP:127.0.0.1');
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  pki = {
+    ca: path.join(dir, 'ca.pem'),
+    cert: (name) => ['--tls-cert', path.join(dir, `${name}.pem`), '--tls-key', path.join(dir, `${name}.key`)],
+  };
+  return pki;
+}
