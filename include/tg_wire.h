@@ -109,5 +109,6 @@ int tg_back_http_start(struct tg_call *call, const struct tg_wire *wire);
 void tg_back_http_cancel(struct tg_call *call);
 
 extern const struct tg_wire tg_wire_openai;
+extern const struct tg_wire tg_wire_anthropic;
 
 #endif

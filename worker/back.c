@@ -10,6 +10,7 @@
 static const struct tg_back *const backs[] = {
     &tg_back_mock,
     &tg_back_openai,
+    &tg_back_anthropic,
 };
 
 const struct tg_back *tg_back_for(enum tg_provider_type type)
