@@ -13,8 +13,6 @@
 #include "tg_json.h"
 #include "wire_harness.h"
 
-/* Declared here until tg_wire.h declares it with the other wires. */
-
 static struct harness h;
 
 static void fini(void)
