@@ -49,5 +49,6 @@ const struct tg_back *tg_back_for(enum tg_provider_type type);
 extern const struct tg_back tg_back_mock;
 extern const struct tg_back tg_back_openai;
 extern const struct tg_back tg_back_anthropic;
+extern const struct tg_back tg_back_gemini;
 
 #endif

@@ -12,12 +12,12 @@
  * sends each function call whole, so a call starts, gets its arguments and
  * ends at once.
  *
- * Tool call ids: Gemini 3 gives each function call an id, which is kept and
- * sent back in functionCall and functionResponse parts. Gemini 2 gives none;
- * such a call is named OWN_ID_PREFIX + responseId + "_" + its index in the
- * answer (stable for one answer, unique across turns, and nothing secret),
- * and ids with that prefix are never sent back, so Gemini 2 sees no ids it
- * did not make.
+ * Tool call ids: a function call may carry an "id" (Gemini 3 may send
+ * one); it is kept and sent back in functionCall and functionResponse parts.
+ * Gemini 2 (and Gemini 3 in the recordings) sends none: such a call is
+ * named OWN_ID_PREFIX + responseId + "_" + its index in the answer (stable
+ * for one answer, unique across turns, nothing secret), and ids with that
+ * prefix are never sent back, so Gemini sees no ids it did not make.
  *
  * Thought signatures: Gemini 3 puts a "thoughtSignature" beside a
  * functionCall and wants it back with that call on the next turn. The
@@ -355,7 +355,7 @@ static int encode(struct tg_wire_call *w, struct tg_wire_request *req)
 /* ---- decoding ----------------------------------------------------------- */
 
 static const char *const filter_reasons[] = {
-    "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT",
+    "SAFETY", "RECITATION",   "BLOCKLIST", "PROHIBITED_CONTENT",
     "SPII",   "IMAGE_SAFETY",
 };
 
@@ -376,7 +376,7 @@ static enum tg_stop_reason stop_of(const struct tg_wire_call *w,
 }
 
 /* The answer's proper end; a second finishReason adds nothing. */
-static int finish(struct tg_wire_call *w, enum tg_stop_reason reason)
+static int finish_answer(struct tg_wire_call *w, enum tg_stop_reason reason)
 {
     if (w->is_complete)
         return TG_OK;
@@ -423,8 +423,8 @@ static int string_of(struct tg_wire_call *w, const struct tg_json *j, int v,
 }
 
 /* The id of a call Gemini gave none (see the top of the file). */
-static int make_id(struct tg_wire_call *w, int index,
-                   struct tg_str response_id, struct tg_str *out)
+static int make_id(struct tg_wire_call *w, int index, struct tg_str response_id,
+                   struct tg_str *out)
 {
     size_t i, n = response_id.len;
     char *s;
@@ -458,8 +458,8 @@ static int end_tool(struct tg_wire_call *w, int index)
 
 /* A functionCall part {name, args, id?}; its index is its order in the
  * answer. The thoughtSignature beside it is dropped (see the top). */
-static int decode_call(struct tg_wire_call *w, const struct tg_json *j,
-                       int fc, struct tg_str response_id)
+static int decode_call(struct tg_wire_call *w, const struct tg_json *j, int fc,
+                       struct tg_str response_id)
 {
     int index = w->n_tools, args = tg_json_get(j, fc, "args"), rc;
     struct tg_str id, name;
@@ -535,6 +535,8 @@ static int decode_candidate(struct tg_wire_call *w, const struct tg_json *j,
 
     if (tg_json_type(j, candidate) != TG_JSON_OBJECT)
         return TG_DECLINED;
+    if (w->is_complete)
+        return TG_OK; /* nothing follows the stop */
     if (content >= 0 &&
         (rc = decode_parts(w, j, content, response_id)) != TG_OK)
         return rc;
@@ -542,7 +544,7 @@ static int decode_candidate(struct tg_wire_call *w, const struct tg_json *j,
         return TG_OK;
     if (tg_json_type(j, reason) != TG_JSON_STRING)
         return TG_DECLINED;
-    return finish(w, stop_of(w, j, reason));
+    return finish_answer(w, stop_of(w, j, reason));
 }
 
 /* No candidate: the prompt was blocked, or (in a stream) a chunk carries
@@ -554,7 +556,7 @@ static int decode_no_candidate(struct tg_wire_call *w, const struct tg_json *j,
     int reason = tg_json_get(j, feedback, "blockReason");
 
     if (reason >= 0 && tg_json_type(j, reason) == TG_JSON_STRING)
-        return finish(w, TG_STOP_FILTER);
+        return finish_answer(w, TG_STOP_FILTER);
     return is_body ? TG_DECLINED : TG_OK;
 }
 
@@ -593,13 +595,17 @@ static int parse(struct tg_wire_call *w, const char *text, size_t len,
     return TG_OK;
 }
 
+/* A whole answer is complete even when it names no finishReason. */
 static int decode_body(struct tg_wire_call *w, const char *body, size_t len)
 {
     struct tg_json j;
+    int rc;
 
     if (parse(w, body, len, &j) != TG_OK)
         return TG_DECLINED;
-    return decode_response(w, &j, true);
+    if ((rc = decode_response(w, &j, true)) != TG_OK)
+        return rc;
+    return finish_answer(w, w->n_tools > 0 ? TG_STOP_TOOL_USE : TG_STOP_END);
 }
 
 /* Usage comes on every chunk, as running totals; the last one wins. */
