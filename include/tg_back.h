@@ -50,5 +50,6 @@ extern const struct tg_back tg_back_mock;
 extern const struct tg_back tg_back_openai;
 extern const struct tg_back tg_back_anthropic;
 extern const struct tg_back tg_back_gemini;
+extern const struct tg_back tg_back_bedrock;
 
 #endif

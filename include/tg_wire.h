@@ -111,5 +111,6 @@ void tg_back_http_cancel(struct tg_call *call);
 extern const struct tg_wire tg_wire_openai;
 extern const struct tg_wire tg_wire_anthropic;
 extern const struct tg_wire tg_wire_gemini;
+extern const struct tg_wire tg_wire_bedrock;
 
 #endif

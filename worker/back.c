@@ -12,6 +12,7 @@ static const struct tg_back *const backs[] = {
     &tg_back_openai,
     &tg_back_anthropic,
     &tg_back_gemini,
+    &tg_back_bedrock,
 };
 
 const struct tg_back *tg_back_for(enum tg_provider_type type)

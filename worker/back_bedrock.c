@@ -154,7 +154,10 @@ static void encode_system(struct evbuffer *b, const struct tg_chat *c)
 
         if (m->role != TG_ROLE_SYSTEM || m->text.len == 0)
             continue;
-        TG_ADD_LIT(b, n++ == 0 ? ",\"system\":[" : ",");
+        if (n++ == 0)
+            TG_ADD_LIT(b, ",\"system\":[");
+        else
+            TG_ADD_LIT(b, ",");
         TG_ADD_LIT(b, "{\"text\":");
         JSTR(b, m->text);
         TG_ADD_LIT(b, "}");
@@ -359,8 +362,8 @@ static int encode(struct tg_wire_call *w, struct tg_wire_request *req)
     const struct tg_provider *p = w->call->model->provider;
     struct evbuffer *b = req->body;
 
-    if (p->base_url == NULL || p->region == NULL ||
-        p->access_key_id == NULL || p->secret_access_key == NULL ||
+    if (p->base_url == NULL || p->region == NULL || p->access_key_id == NULL ||
+        p->secret_access_key == NULL ||
         encode_path(w->call->model->upstream_id, w->is_stream, req->path,
                     sizeof(req->path)) != TG_OK)
         return TG_ERROR;
@@ -464,7 +467,6 @@ static int start_tool(struct tg_wire_call *w, const struct tg_json *j,
 static int decode_block(struct tg_wire_call *w, const struct tg_json *j,
                         int block)
 {
-    int text = tg_json_get(j, block, "text");
     int tool_use = tg_json_get(j, block, "toolUse"), input, rc;
     struct tg_str s;
     const char *raw;
@@ -472,7 +474,7 @@ static int decode_block(struct tg_wire_call *w, const struct tg_json *j,
 
     if (tg_json_type(j, block) != TG_JSON_OBJECT)
         return TG_DECLINED;
-    if (text >= 0) {
+    if (tg_json_get(j, block, "text") >= 0) {
         if (string_of(w, j, member_of(j, block, "text", TG_JSON_STRING), &s) !=
             TG_OK)
             return TG_DECLINED;
