@@ -38,7 +38,6 @@ struct tg_call {
 };
 
 struct tg_back {
-    enum tg_provider_type type;
     int (*start)(struct tg_call *call);
     void (*cancel)(struct tg_call *call);
 };
@@ -47,9 +46,7 @@ struct tg_back {
 const struct tg_back *tg_back_for(enum tg_provider_type type);
 
 extern const struct tg_back tg_back_mock;
-extern const struct tg_back tg_back_openai;
-extern const struct tg_back tg_back_anthropic;
-extern const struct tg_back tg_back_gemini;
-extern const struct tg_back tg_back_bedrock;
+/* Every HTTP provider: back_http.c over the provider's wire format. */
+extern const struct tg_back tg_back_http;
 
 #endif

@@ -104,9 +104,15 @@ void tg_wire_usage(struct tg_wire_call *w, int64_t prompt, int64_t completion);
 void tg_wire_header(struct tg_wire_request *req, const char *name,
                     const char *value);
 
-/* The back of every HTTP provider: back_http.c over a wire. */
-int tg_back_http_start(struct tg_call *call, const struct tg_wire *wire);
-void tg_back_http_cancel(struct tg_call *call);
+/* For decode_error: the first string at one of the dotted paths
+ * ("error.message") of a JSON error body (or of its first element when it
+ * is an array), else "HTTP <status>". */
+void tg_wire_error_text(int status, const char *body, size_t len,
+                        const char *const *paths, size_t n_paths, char *out,
+                        size_t cap);
+
+/* The wire of a provider type, or NULL (back.c). */
+const struct tg_wire *tg_wire_for(enum tg_provider_type type);
 
 extern const struct tg_wire tg_wire_openai;
 extern const struct tg_wire tg_wire_anthropic;

@@ -535,27 +535,12 @@ static int decode_sse(struct tg_wire_call *w, const char *event,
     return TG_OK;
 }
 
-/* {"type":"error","error":{"type":...,"message":...}} */
 static void decode_error(int status, const char *body, size_t len, char *out,
                          size_t cap)
 {
-    struct tg_arena arena;
-    struct tg_json j;
-    char *msg = NULL;
-    size_t n;
-    int e, m;
+    static const char *const paths[] = {"error.message", "error"};
 
-    tg_arena_init(&arena, 1024);
-    snprintf(out, cap, "HTTP %d", status);
-    if (tg_json_parse(&j, body, len, &arena, NULL) == TG_OK &&
-        (e = tg_json_get(&j, 0, "error")) >= 0) {
-        m = tg_json_type(&j, e) == TG_JSON_STRING
-                ? e
-                : tg_json_get(&j, e, "message");
-        if (m >= 0 && tg_json_str(&j, m, &arena, &msg, &n) == TG_OK)
-            snprintf(out, cap, "%.*s", (int)(n > 300 ? 300 : n), msg);
-    }
-    tg_arena_free(&arena);
+    tg_wire_error_text(status, body, len, paths, TG_ARRAY_LEN(paths), out, cap);
 }
 
 const struct tg_wire tg_wire_anthropic = {
@@ -565,15 +550,4 @@ const struct tg_wire tg_wire_anthropic = {
     .decode_body = decode_body,
     .decode_sse = decode_sse,
     .decode_error = decode_error,
-};
-
-static int anthropic_start(struct tg_call *call)
-{
-    return tg_back_http_start(call, &tg_wire_anthropic);
-}
-
-const struct tg_back tg_back_anthropic = {
-    .type = TG_PROVIDER_ANTHROPIC,
-    .start = anthropic_start,
-    .cancel = tg_back_http_cancel,
 };

@@ -617,26 +617,12 @@ static int decode_frame(struct tg_wire_call *w, const struct tg_es_message *m)
     return TG_OK;
 }
 
-/* {"message": ...}; some services spell it "Message". */
 static void decode_error(int status, const char *body, size_t len, char *out,
                          size_t cap)
 {
-    struct tg_arena arena;
-    struct tg_json j;
-    char *msg = NULL;
-    size_t n;
-    int m;
+    static const char *const paths[] = {"message", "Message"};
 
-    tg_arena_init(&arena, 1024);
-    snprintf(out, cap, "HTTP %d", status);
-    if (tg_json_parse(&j, body, len, &arena, NULL) == TG_OK) {
-        m = member_of(&j, 0, "message", TG_JSON_STRING);
-        if (m < 0)
-            m = member_of(&j, 0, "Message", TG_JSON_STRING);
-        if (m >= 0 && tg_json_str(&j, m, &arena, &msg, &n) == TG_OK)
-            snprintf(out, cap, "%.*s", (int)(n > 300 ? 300 : n), msg);
-    }
-    tg_arena_free(&arena);
+    tg_wire_error_text(status, body, len, paths, TG_ARRAY_LEN(paths), out, cap);
 }
 
 const struct tg_wire tg_wire_bedrock = {
@@ -646,15 +632,4 @@ const struct tg_wire tg_wire_bedrock = {
     .decode_body = decode_body,
     .decode_frame = decode_frame,
     .decode_error = decode_error,
-};
-
-static int bedrock_start(struct tg_call *call)
-{
-    return tg_back_http_start(call, &tg_wire_bedrock);
-}
-
-const struct tg_back tg_back_bedrock = {
-    .type = TG_PROVIDER_BEDROCK,
-    .start = bedrock_start,
-    .cancel = tg_back_http_cancel,
 };

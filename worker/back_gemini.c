@@ -621,28 +621,12 @@ static int decode_sse(struct tg_wire_call *w, const char *event,
     return decode_response(w, &j, false);
 }
 
-/* {"error": {"code", "message", "status"}}; without alt=sse a stream's
- * error comes as an array holding that object. */
 static void decode_error(int status, const char *body, size_t len, char *out,
                          size_t cap)
 {
-    struct tg_arena arena;
-    struct tg_json j;
-    char *msg = NULL;
-    size_t n;
-    int root = 0, cursor = 0, m;
+    static const char *const paths[] = {"error.message"};
 
-    tg_arena_init(&arena, 1024);
-    snprintf(out, cap, "HTTP %d", status);
-    if (tg_json_parse(&j, body, len, &arena, NULL) == TG_OK) {
-        if (tg_json_type(&j, 0) == TG_JSON_ARRAY &&
-            !tg_json_element(&j, 0, &cursor, &root))
-            root = -1;
-        m = tg_json_get(&j, tg_json_get(&j, root, "error"), "message");
-        if (m >= 0 && tg_json_str(&j, m, &arena, &msg, &n) == TG_OK)
-            snprintf(out, cap, "%.*s", (int)(n > 300 ? 300 : n), msg);
-    }
-    tg_arena_free(&arena);
+    tg_wire_error_text(status, body, len, paths, TG_ARRAY_LEN(paths), out, cap);
 }
 
 const struct tg_wire tg_wire_gemini = {
@@ -652,15 +636,4 @@ const struct tg_wire tg_wire_gemini = {
     .decode_body = decode_body,
     .decode_sse = decode_sse,
     .decode_error = decode_error,
-};
-
-static int gemini_start(struct tg_call *call)
-{
-    return tg_back_http_start(call, &tg_wire_gemini);
-}
-
-const struct tg_back tg_back_gemini = {
-    .type = TG_PROVIDER_GEMINI,
-    .start = gemini_start,
-    .cancel = tg_back_http_cancel,
 };

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "tg.h"
+#include "tg_json.h"
 #include "tg_wire.h"
 
 /* The most of an answer kept whole (non-streaming or an error body). */
@@ -131,6 +132,50 @@ void tg_wire_header(struct tg_wire_request *req, const char *name,
 {
     if (req->n_headers < TG_WIRE_MAX_HEADERS)
         req->headers[req->n_headers++] = (struct tg_up_header){name, value};
+}
+
+/* The string at a dotted path ("error.message") under node, or -1. */
+static int string_at(const struct tg_json *j, int node, const char *path)
+{
+    char key[64];
+    const char *dot;
+    size_t n;
+
+    while (node >= 0 && (dot = strchr(path, '.')) != NULL) {
+        n = (size_t)(dot - path);
+        if (n >= sizeof(key))
+            return -1;
+        memcpy(key, path, n);
+        key[n] = '\0';
+        node = tg_json_get(j, node, key);
+        path = dot + 1;
+    }
+    node = node >= 0 ? tg_json_get(j, node, path) : -1;
+    return tg_json_type(j, node) == TG_JSON_STRING ? node : -1;
+}
+
+void tg_wire_error_text(int status, const char *body, size_t len,
+                        const char *const *paths, size_t n_paths, char *out,
+                        size_t cap)
+{
+    struct tg_arena arena;
+    struct tg_json j;
+    char *msg;
+    size_t i, n;
+    int root = 0, cursor = 0, m = -1;
+
+    tg_arena_init(&arena, 1024);
+    snprintf(out, cap, "HTTP %d", status);
+    if (tg_json_parse(&j, body, len, &arena, NULL) == TG_OK) {
+        if (tg_json_type(&j, 0) == TG_JSON_ARRAY &&
+            !tg_json_element(&j, 0, &cursor, &root))
+            root = -1;
+        for (i = 0; i < n_paths && m < 0; i++)
+            m = string_at(&j, root, paths[i]);
+        if (m >= 0 && tg_json_str(&j, m, &arena, &msg, &n) == TG_OK)
+            snprintf(out, cap, "%.*s", (int)(n > 300 ? 300 : n), msg);
+    }
+    tg_arena_free(&arena);
 }
 
 /* A decoder's verdict. TG_ERROR is tg_wire_emit's "stop": the request path
@@ -288,8 +333,9 @@ static void on_end(void *ctx, enum tg_up_error error, const char *why)
 
 static const struct tg_up_callbacks up_callbacks = {on_head, on_body, on_end};
 
-int tg_back_http_start(struct tg_call *call, const struct tg_wire *wire)
+static int http_start(struct tg_call *call)
 {
+    const struct tg_wire *wire = tg_wire_for(call->model->provider->type);
     struct tg_wire_call *w = calloc(1, sizeof(*w));
     struct tg_wire_request req = {0};
     int rc = TG_ERROR;
@@ -324,7 +370,7 @@ fail:
     return rc;
 }
 
-void tg_back_http_cancel(struct tg_call *call)
+static void http_cancel(struct tg_call *call)
 {
     struct tg_wire_call *w = call->back_state;
 
@@ -334,3 +380,8 @@ void tg_back_http_cancel(struct tg_call *call)
         tg_up_cancel(w->up);
     call_free(w);
 }
+
+const struct tg_back tg_back_http = {
+    .start = http_start,
+    .cancel = http_cancel,
+};

@@ -197,7 +197,6 @@ static void mock_cancel(struct tg_call *call)
 }
 
 const struct tg_back tg_back_mock = {
-    .type = TG_PROVIDER_MOCK,
     .start = mock_start,
     .cancel = mock_cancel,
 };
