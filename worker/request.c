@@ -112,25 +112,40 @@ static int req_resolve(struct tg_req *r)
     return TG_OK;
 }
 
-static int answer_add_call(struct tg_answer *a, const struct tg_event *ev)
+/* Event strings live only as long as the back's call, which is released
+ * before the terminal event: what the answer keeps is copied into the
+ * request's arena. */
+static int copy_str(struct tg_arena *arena, struct tg_str *to,
+                    struct tg_str from)
 {
+    to->ptr = tg_arena_strndup(arena, from.ptr, from.len);
+    to->len = from.len;
+    return to->ptr != NULL ? TG_OK : TG_NOMEM;
+}
+
+static int answer_add_call(struct tg_req *r, const struct tg_event *ev)
+{
+    struct tg_answer *a = &r->answer;
     struct tg_answer_call *c;
 
     if (a->n_calls == TG_MAX_TOOL_CALLS)
         return TG_ERROR;
     c = &a->calls[a->n_calls++];
-    c->id = ev->id;
-    c->name = ev->name;
     c->arguments = evbuffer_new();
-    return c->arguments ? TG_OK : TG_NOMEM;
+    if (c->arguments == NULL || copy_str(&r->arena, &c->id, ev->id) != TG_OK ||
+        copy_str(&r->arena, &c->name, ev->name) != TG_OK)
+        return TG_NOMEM;
+    return TG_OK;
 }
 
 /* Folds one event into the answer of a non-streaming call. */
-static int answer_collect(struct tg_answer *a, const struct tg_event *ev)
+static int answer_collect(struct tg_req *r, const struct tg_event *ev)
 {
+    struct tg_answer *a = &r->answer;
+
     switch (ev->type) {
     case TG_EV_TEXT: return evbuffer_add(a->text, ev->text.ptr, ev->text.len);
-    case TG_EV_TOOL_START: return answer_add_call(a, ev);
+    case TG_EV_TOOL_START: return answer_add_call(r, ev);
     case TG_EV_TOOL_DELTA:
         if (ev->index < 0 || (size_t)ev->index >= a->n_calls)
             return TG_ERROR;
@@ -233,7 +248,7 @@ static int on_call_event(struct tg_call *call, const struct tg_event *ev)
     if (!r->chat.is_stream) {
         /* A failure here is answered at the terminal event: the back is
          * still running and owns its state until then. */
-        if (!r->answer.has_failed && answer_collect(&r->answer, ev) != 0)
+        if (!r->answer.has_failed && answer_collect(r, ev) != 0)
             r->answer.has_failed = true;
         return TG_OK;
     }

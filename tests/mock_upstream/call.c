@@ -81,8 +81,7 @@ static int read_request(struct mock_call *c, const char *path,
     body[len] = '\0';
     c->body = body;
     c->body_len = len;
-    c->is_json =
-        tg_json_parse(&c->json, body, len, &c->arena, &err) == TG_OK;
+    c->is_json = tg_json_parse(&c->json, body, len, &c->arena, &err) == TG_OK;
     return 0;
 }
 
@@ -119,8 +118,7 @@ static void answer(struct mock_call *c)
     if (p->authenticate(c) != 0)
         return;
     if (!c->is_json) {
-        p->render_error(c, 400, NULL,
-                        "The request body is not valid JSON.");
+        p->render_error(c, 400, NULL, "The request body is not valid JSON.");
         return;
     }
     if (p->parse(c) != 0) {
@@ -194,7 +192,7 @@ int64_t mock_elapsed_ms(const struct mock_call *c)
            (now.tv_nsec - c->started.tv_nsec) / 1000000;
 }
 
-/* ---- JSON fields ----------------------------------------------------------- */
+/* ---- JSON fields ---- */
 
 static bool has_type(const struct mock_call *c, int i, enum tg_json_type type)
 {
@@ -229,8 +227,8 @@ int mock_field(struct mock_call *c, int obj, const char *key,
     if (i < 0 || tg_json_type(&c->json, i) == TG_JSON_NULL) {
         if (!is_required)
             return MOCK_ABSENT;
-        c->error = tg_arena_printf(
-            &c->arena, "Missing required parameter: '%s'.", key);
+        c->error = tg_arena_printf(&c->arena,
+                                   "Missing required parameter: '%s'.", key);
         return MOCK_BAD;
     }
     return mock_expect(c, i, type, key);
@@ -248,8 +246,8 @@ int mock_string(struct mock_call *c, int i, struct tg_str *out)
     return 0;
 }
 
-int mock_positive_int(struct mock_call *c, int obj, const char *key,
-                      bool *has, int64_t *out)
+int mock_positive_int(struct mock_call *c, int obj, const char *key, bool *has,
+                      int64_t *out)
 {
     int i = mock_field(c, obj, key, TG_JSON_NUMBER, false);
 
@@ -259,8 +257,7 @@ int mock_positive_int(struct mock_call *c, int obj, const char *key,
         return -1;
     if (tg_json_int64(&c->json, i, out) != TG_OK || *out < 1) {
         c->error = tg_arena_printf(
-            &c->arena, "Invalid '%s': expected an integer of at least 1.",
-            key);
+            &c->arena, "Invalid '%s': expected an integer of at least 1.", key);
         return -1;
     }
     *has = true;
@@ -293,4 +290,114 @@ int mock_append(struct mock_call *c, struct tg_str *a, struct tg_str b)
     a->ptr = s;
     a->len += b.len;
     return 0;
+}
+
+/* The "model" string of a JSON body, or NULL. */
+const char *mock_body_model(struct mock_call *c)
+{
+    int i;
+    struct tg_str model;
+
+    if (!c->is_json || tg_json_type(&c->json, 0) != TG_JSON_OBJECT)
+        return NULL;
+    i = tg_json_get(&c->json, 0, "model");
+    if (tg_json_type(&c->json, i) != TG_JSON_STRING ||
+        mock_string(c, i, &model) != 0)
+        return NULL;
+    return model.ptr;
+}
+
+/* The text parts of an array of content blocks, joined. */
+static int block_texts(struct mock_call *c, int arr, const char *what,
+                       struct tg_str *out)
+{
+    int cursor = 0, part, type, text;
+    struct tg_str piece;
+
+    while (tg_json_element(&c->json, arr, &cursor, &part)) {
+        if (mock_expect(c, part, TG_JSON_OBJECT, what) < 0)
+            return -1;
+        type = mock_field(c, part, "type", TG_JSON_STRING, true);
+        if (type < 0)
+            return -1;
+        if (!tg_json_str_eq(&c->json, type, "text"))
+            continue;
+        text = mock_field(c, part, "text", TG_JSON_STRING, true);
+        if (text < 0 || mock_string(c, text, &piece) != 0 ||
+            mock_append(c, out, piece) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int mock_content_text(struct mock_call *c, int i, const char *what,
+                      struct tg_str *out)
+{
+    enum tg_json_type t = tg_json_type(&c->json, i);
+
+    *out = (struct tg_str){"", 0};
+    if (i < 0 || t == TG_JSON_NULL)
+        return 0;
+    if (t == TG_JSON_STRING)
+        return mock_string(c, i, out);
+    if (t == TG_JSON_ARRAY)
+        return block_texts(c, i, what, out);
+    c->error = tg_arena_printf(
+        &c->arena,
+        "Invalid type for '%s': expected a string or an array, but got %s "
+        "instead.",
+        what, tg_json_type_name(t));
+    return -1;
+}
+
+void mock_begin_answer(struct mock_call *c, int status,
+                       const char *content_type)
+{
+    c->status = status;
+    c->is_stream_answer = false;
+    evbuffer_drain(c->out, evbuffer_get_length(c->out));
+    c->n_pieces = 0;
+    c->piece_bytes = 0;
+    evhttp_clear_headers(evhttp_request_get_output_headers(c->req));
+    mock_header(c, "Content-Type", content_type);
+    if (status == 429)
+        mock_header(c, "retry-after", "1");
+}
+
+void mock_count_prompt(struct mock_call *c, struct tg_str text)
+{
+    c->convo.prompt_chars += mock_code_points(text.ptr, text.len);
+}
+
+static int hex_digit(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+char *mock_uri_decode(struct mock_call *c, const char *s, size_t n)
+{
+    char *out = tg_arena_alloc(&c->arena, n + 1);
+    size_t len = 0;
+
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        int hi = s[i] == '%' && i + 2 < n ? hex_digit(s[i + 1]) : -1;
+        int lo = hi >= 0 ? hex_digit(s[i + 2]) : -1;
+
+        if (s[i] == '%' && hi >= 0 && lo >= 0) {
+            out[len++] = (char)(hi << 4 | lo);
+            i += 2;
+        } else {
+            out[len++] = s[i];
+        }
+    }
+    out[len] = '\0';
+    return out;
 }

@@ -6,8 +6,6 @@
  * Everything about timing and closing is done by send.c; the error bodies
  * of fault-status-<code> are each provider's own.
  */
-#include <event2/buffer.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,28 +78,16 @@ int mock_fault_parse(const char *name, struct mock_fault *f)
  * closing one) loses the second half of its JSON, so that a client's parser
  * sees text that cannot be JSON. The cut never splits a UTF-8 sequence.
  */
-void mock_fault_corrupt(struct mock_call *c, int piece_kind,
-                        struct evbuffer *payload)
+size_t mock_fault_payload_len(struct mock_call *c, int piece_kind,
+                              const char *payload, size_t len)
 {
-    size_t len = evbuffer_get_length(payload), keep = len / 2;
-    const unsigned char *p;
+    size_t keep = len / 2;
 
     if (c->fault.kind != MOCK_FAULT_BAD_JSON || c->is_corrupted ||
         piece_kind == MOCK_PIECE_HEAD || len < 2)
-        return;
-    p = evbuffer_pullup(payload, -1);
-    while (keep > 1 && (p[keep] & 0xC0) == 0x80)
+        return len;
+    while (keep > 1 && ((unsigned char)payload[keep] & 0xC0) == 0x80)
         keep--;
-    evbuffer_drain(payload, 0); /* keeps the pullup valid for the next line */
-    {
-        struct evbuffer *tail = evbuffer_new();
-
-        if (tail != NULL) {
-            evbuffer_remove_buffer(payload, tail, keep);
-            evbuffer_drain(payload, evbuffer_get_length(payload));
-            evbuffer_add_buffer(payload, tail);
-            evbuffer_free(tail);
-        }
-    }
     c->is_corrupted = true;
+    return keep;
 }

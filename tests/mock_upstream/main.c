@@ -102,7 +102,7 @@ static int parse_options(int argc, char **argv, struct options *o)
     return 0;
 }
 
-/* ---- routing --------------------------------------------------------------- */
+/* ---- routing ---- */
 
 /* Splits the request target as it came on the wire into path and query,
  * both copied (the caller frees the path; query points into it). */
@@ -153,7 +153,7 @@ static void route(struct evhttp_request *req, void *arg)
     free(path);
 }
 
-/* ---- TLS ------------------------------------------------------------------- */
+/* ---- TLS ---- */
 
 static SSL_CTX *tls_context(const char *cert, const char *key)
 {
@@ -179,12 +179,11 @@ static struct bufferevent *tls_bufferevent(struct event_base *base, void *arg)
 
     if (ssl == NULL)
         return NULL;
-    return bufferevent_openssl_socket_new(base, -1, ssl,
-                                          BUFFEREVENT_SSL_ACCEPTING,
-                                          BEV_OPT_CLOSE_ON_FREE);
+    return bufferevent_openssl_socket_new(
+        base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 }
 
-/* ---- lifetime -------------------------------------------------------------- */
+/* ---- lifetime ---- */
 
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -212,18 +211,17 @@ static int start_http(struct mock_server *srv, int port, SSL_CTX *tls)
     srv->http = evhttp_new(srv->base);
     if (srv->http == NULL)
         return -1;
-    evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-                                              EVHTTP_REQ_PUT |
-                                              EVHTTP_REQ_DELETE |
-                                              EVHTTP_REQ_HEAD);
+    evhttp_set_allowed_methods(
+        srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+                       EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
     evhttp_set_gencb(srv->http, route, srv);
     if (tls != NULL)
         evhttp_set_bevcb(srv->http, tls_bufferevent, tls);
     sock = evhttp_bind_socket_with_handle(srv->http, LISTEN_ADDR,
                                           (ev_uint16_t)port);
     if (sock == NULL || (bound = bound_port(sock)) < 0) {
-        fprintf(stderr, "mock-upstream: cannot listen on %s:%d\n",
-                LISTEN_ADDR, port);
+        fprintf(stderr, "mock-upstream: cannot listen on %s:%d\n", LISTEN_ADDR,
+                port);
         return -1;
     }
     printf("listening on %s:%d\n", LISTEN_ADDR, bound);
@@ -259,8 +257,9 @@ static int run(const struct options *o, SSL_CTX *tls)
         return 1;
     sig_term = evsignal_new(srv.base, SIGTERM, on_stop_signal, srv.base);
     sig_int = evsignal_new(srv.base, SIGINT, on_stop_signal, srv.base);
-    if (sig_term != NULL && sig_int != NULL && evsignal_add(sig_term, NULL) == 0 &&
-        evsignal_add(sig_int, NULL) == 0 && start_http(&srv, o->port, tls) == 0)
+    if (sig_term != NULL && sig_int != NULL &&
+        evsignal_add(sig_term, NULL) == 0 && evsignal_add(sig_int, NULL) == 0 &&
+        start_http(&srv, o->port, tls) == 0)
         rc = event_base_dispatch(srv.base) < 0 ? 1 : 0;
     free_server(&srv);
     if (sig_term != NULL)
@@ -286,8 +285,8 @@ int main(int argc, char **argv)
     if (o.tls_cert != NULL) {
         tls = tls_context(o.tls_cert, o.tls_key);
         if (tls == NULL) {
-            fprintf(stderr, "mock-upstream: cannot load %s / %s\n",
-                    o.tls_cert, o.tls_key);
+            fprintf(stderr, "mock-upstream: cannot load %s / %s\n", o.tls_cert,
+                    o.tls_key);
             return 1;
         }
     }

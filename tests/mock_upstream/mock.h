@@ -27,7 +27,7 @@ struct evhttp;
 struct evhttp_request;
 struct mock_call;
 
-/* ---- the server ---------------------------------------------------------- */
+/* ---- the server ---- */
 
 struct mock_keys {
     const char *openai;
@@ -68,7 +68,7 @@ struct mock_server {
     uint64_t seq;            /* numbers the ids of answers */
 };
 
-/* ---- what a request asks for, whatever its format ------------------------ */
+/* ---- what a request asks for, whatever its format ---- */
 
 enum mock_tool_choice {
     MOCK_CHOICE_AUTO,
@@ -106,7 +106,7 @@ struct mock_reply {
     int64_t completion_tokens;
 };
 
-/* ---- faults ---------------------------------------------------------------- */
+/* ---- faults ---- */
 
 enum mock_fault_kind {
     MOCK_FAULT_NONE,
@@ -129,12 +129,13 @@ struct mock_fault {
  * or -1 when it starts with "fault-" but names no known fault. */
 int mock_fault_parse(const char *name, struct mock_fault *f);
 
-/* The bad-json fault: truncates `payload` (the JSON of one stream event of
- * this kind) when it is the first content or closing event of the call. */
-void mock_fault_corrupt(struct mock_call *c, int piece_kind,
-                        struct evbuffer *payload);
+/* The bad-json fault: how many bytes of `payload` (the JSON of one stream
+ * event of this kind) to send; fewer than len for the first content or
+ * closing event of a call with that fault. */
+size_t mock_fault_payload_len(struct mock_call *c, int piece_kind,
+                              const char *payload, size_t len);
 
-/* ---- one provider request -------------------------------------------------- */
+/* ---- one provider request ---- */
 
 /* Pieces of a streamed answer: the fault that drops a stream mid-way sends
  * opening and content pieces only, never a closing one. */
@@ -168,9 +169,9 @@ struct mock_call {
     uint64_t id;
 
     /* the request */
-    const char *path; /* as on the wire, without the query */
-    const char *query;  /* NULL when the target has no '?' */
-    const char *body;   /* NUL-terminated copy */
+    const char *path;  /* as on the wire, without the query */
+    const char *query; /* NULL when the target has no '?' */
+    const char *body;  /* NUL-terminated copy */
     size_t body_len;
     struct tg_json json;
     bool is_json; /* the body parsed as JSON */
@@ -208,7 +209,6 @@ struct mock_call {
  * setting c->error (parse: the pipeline answers 400).
  */
 struct mock_provider {
-    const char *name;
     enum mock_provider_id id;
     bool (*match)(const char *path);
     const char *(*model_of)(struct mock_call *c);
@@ -243,7 +243,7 @@ void mock_header(struct mock_call *c, const char *name, const char *value);
 /* Milliseconds since the request arrived. */
 int64_t mock_elapsed_ms(const struct mock_call *c);
 
-/* ---- reading JSON fields (call.c) ------------------------------------------ */
+/* ---- reading JSON fields (call.c) ---- */
 
 #define MOCK_ABSENT (-1)
 #define MOCK_BAD    (-2)
@@ -263,16 +263,36 @@ int mock_expect(struct mock_call *c, int i, enum tg_json_type type,
 int mock_string(struct mock_call *c, int i, struct tg_str *out);
 
 /* Reads an integer field that must be at least 1 into *out / *has. */
-int mock_positive_int(struct mock_call *c, int obj, const char *key,
-                      bool *has, int64_t *out);
+int mock_positive_int(struct mock_call *c, int obj, const char *key, bool *has,
+                      int64_t *out);
 
 /* The raw JSON text of token i (objects, arrays, numbers as received). */
 struct tg_str mock_raw(const struct mock_call *c, int i);
 
+/* The "model" string of a JSON body (decoded, in the arena), or NULL. */
+const char *mock_body_model(struct mock_call *c);
+
+/* The text of a message content that is a string, null/absent (""), or an
+ * array of blocks whose {"type":"text","text":...} parts are joined (other
+ * blocks are skipped). -1 with c->error set when malformed. */
+int mock_content_text(struct mock_call *c, int i, const char *what,
+                      struct tg_str *out);
+
+/* Adds the code points of text to the prompt's size. */
+void mock_count_prompt(struct mock_call *c, struct tg_str text);
+
+/* Starts (or restarts) the answer: status, Content-Type, an empty body, and
+ * retry-after: 1 on a 429. */
+void mock_begin_answer(struct mock_call *c, int status,
+                       const char *content_type);
+
+/* s[0..n) with %XX escapes decoded, NUL-terminated in the arena. */
+char *mock_uri_decode(struct mock_call *c, const char *s, size_t n);
+
 /* Appends b to a (both in the arena); -1 when out of memory. */
 int mock_append(struct mock_call *c, struct tg_str *a, struct tg_str b);
 
-/* ---- the deterministic answer (reply.c) ------------------------------------ */
+/* ---- the deterministic answer (reply.c) ---- */
 
 /* Works out c->reply from c->convo. Returns 0, or -1 when out of memory. */
 int mock_reply_compute(struct mock_call *c);
@@ -287,13 +307,13 @@ size_t mock_next_word(const char *s, size_t n, size_t pos);
 /* Byte offsets that cut s into three parts of about equal code points. */
 void mock_split3(const char *s, size_t n, size_t cut[2]);
 
-/* ---- sending (send.c) ------------------------------------------------------ */
+/* ---- sending (send.c) ---- */
 
 /* Sends c's answer (status, c->out, pieces) with c's fault, then frees c.
  * The call may live on after this returns (delays, streams). */
 void mock_send(struct mock_call *c);
 
-/* ---- counters and the last request (stats.c) -------------------------------- */
+/* ---- counters and the last request (stats.c) ---- */
 
 void mock_stats_count(struct mock_server *srv, enum mock_provider_id p);
 void mock_stats_count_model(struct mock_server *srv, const char *model);
@@ -307,7 +327,6 @@ bool mock_stats_serve(struct mock_server *srv, struct evhttp_request *req,
                       const char *path);
 
 /* Answers a request that reaches no provider with a small JSON error. */
-void mock_reply_plain(struct evhttp_request *req, int status,
-                      const char *json);
+void mock_reply_plain(struct evhttp_request *req, int status, const char *json);
 
 #endif

@@ -17,7 +17,6 @@
 #include "tg_sigv4.h"
 #include "wire_harness.h"
 
-
 #define HAIKU "anthropic.claude-3-haiku-20240307-v1:0"
 
 static struct harness h;

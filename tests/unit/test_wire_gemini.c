@@ -12,7 +12,6 @@
 #include "tg_json.h"
 #include "wire_harness.h"
 
-
 static struct harness h;
 
 static void fini(void)
