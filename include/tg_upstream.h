@@ -70,6 +70,11 @@ struct tg_up_req *tg_up_send(struct tg_upstream *u, const struct tg_provider *p,
 /* Stops an exchange; no callback is called afterwards. */
 void tg_up_cancel(struct tg_up_req *r);
 
+/* The Host header for host and port: an IPv6 address in brackets, the port
+ * only when it is not the scheme's default. Signers must use the same. */
+void tg_up_host_header(const char *host, int port, int is_tls, char *out,
+                       size_t cap);
+
 /* The host and port base_url names, and its path ("" or "/v1"). */
 int tg_up_split_url(const char *url, char *host, size_t host_cap, int *port,
                     int *is_tls, const char **path);

@@ -286,15 +286,14 @@ static int encode_path(const char *model_id, bool is_stream, char *out,
 static int host_of(struct tg_wire_call *w, const char *base_url,
                    const char **host_header, const char **base_path)
 {
-    char host[HOST_MAX];
+    char host[HOST_MAX], header[HOST_MAX + 16];
     int port, is_tls;
 
     if (tg_up_split_url(base_url, host, sizeof(host), &port, &is_tls,
                         base_path) != TG_OK)
         return TG_ERROR;
-    *host_header = port == (is_tls ? 443 : 80)
-                       ? tg_arena_printf(&w->arena, "%s", host)
-                       : tg_arena_printf(&w->arena, "%s:%d", host, port);
+    tg_up_host_header(host, port, is_tls, header, sizeof(header));
+    *host_header = tg_arena_strndup(&w->arena, header, strlen(header));
     return *host_header ? TG_OK : TG_ERROR;
 }
 

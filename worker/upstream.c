@@ -124,6 +124,19 @@ int tg_up_split_url(const char *url, char *host, size_t host_cap, int *port,
     return TG_OK;
 }
 
+void tg_up_host_header(const char *host, int port, int is_tls, char *out,
+                       size_t cap)
+{
+    int is_v6 = strchr(host, ':') != NULL;
+    int is_default = port == (is_tls ? 443 : 80);
+    size_t n;
+
+    snprintf(out, cap, "%s%s%s", is_v6 ? "[" : "", host, is_v6 ? "]" : "");
+    n = strlen(out);
+    if (!is_default)
+        snprintf(out + n, cap - n, ":%d", port);
+}
+
 /* ---- TLS ---------------------------------------------------------------- */
 
 static SSL_CTX *make_tls(const struct tg_provider *p)
@@ -436,11 +449,9 @@ static void add_headers(struct tg_up_req *r, struct evhttp_request *http)
     struct evkeyvalq *h = evhttp_request_get_output_headers(http);
     struct pool *pool = r->pool;
     char host[HOST_MAX + 16], len[24];
-    int is_default_port = pool->port == (pool->is_tls ? 443 : 80);
     size_t i;
 
-    snprintf(host, sizeof(host), is_default_port ? "%s" : "%s:%d", pool->host,
-             pool->port);
+    tg_up_host_header(pool->host, pool->port, pool->is_tls, host, sizeof(host));
     evhttp_add_header(h, "Host", host);
     for (i = 0; i < r->n_headers; i++)
         evhttp_add_header(h, r->headers[i].name, r->headers[i].value);
