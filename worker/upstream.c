@@ -6,8 +6,8 @@
  * (requests wait in a queue when all are busy), TLS through
  * bufferevent_openssl with certificate and host name checks, and three
  * timers per exchange:
- *   connect: the request has not left our buffer (no TCP or TLS session)
- *            within connect_timeout_ms;
+ *   connect: no TCP connection (and TLS session) within
+ *            connect_timeout_ms;
  *   first byte: no status line within first_byte_timeout_ms;
  *   total: the exchange is not over within timeout_ms.
  * A TLS connection that closes is replaced rather than reconnected, since
@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "tg.h"
 #include "tg_log.h"
@@ -326,12 +327,30 @@ static void release_conn(struct conn *c)
     send_now(next, c);
 }
 
+static void unlink_waiting(struct tg_up_req *r)
+{
+    struct pool *pool = r->pool;
+    struct tg_up_req **pp = &pool->waiting_head, *prev = NULL;
+
+    while (*pp != NULL && *pp != r) {
+        prev = *pp;
+        pp = &(*pp)->next_waiting;
+    }
+    if (*pp == NULL)
+        return;
+    *pp = r->next_waiting;
+    if (pool->waiting_tail == r)
+        pool->waiting_tail = prev;
+}
+
 /* Ends an exchange: reports it (unless stopped), frees it, frees its
  * connection for the next one. */
 static void finish(struct tg_up_req *r)
 {
     struct conn *c = r->conn;
 
+    if (c == NULL)
+        unlink_waiting(r); /* it timed out while queued */
     stop_timers(r);
     if (!r->is_stopped)
         r->cb->on_end(r->ctx, r->error, r->why);
@@ -494,21 +513,37 @@ static void send_now(struct tg_up_req *r, struct conn *c)
     }
 }
 
-/* The request still sits in our buffer: no TCP (or TLS) session yet. */
+/* Is the connection up: TCP established and, for TLS, the handshake
+ * done? (evhttp writes the request only once it is, so the request's
+ * bytes cannot tell.) */
+static int is_connected(const struct conn *c)
+{
+    struct bufferevent *bev;
+    struct sockaddr_storage peer;
+    socklen_t len = sizeof(peer);
+    evutil_socket_t fd;
+
+    if (c == NULL || c->evcon == NULL)
+        return 0;
+    if (c->pool->is_tls)
+        return c->ssl != NULL && SSL_is_init_finished(c->ssl);
+    bev = evhttp_connection_get_bufferevent(c->evcon);
+    fd = bev ? bufferevent_getfd(bev) : -1;
+    return fd >= 0 && getpeername(fd, (struct sockaddr *)&peer, &len) == 0;
+}
+
 static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
 {
     struct tg_up_req *r = arg;
-    struct bufferevent *bev =
-        r->conn && r->conn->evcon
-            ? evhttp_connection_get_bufferevent(r->conn->evcon)
-            : NULL;
 
     (void)fd;
     (void)what;
-    if (r->conn != NULL &&
-        (bev == NULL || evbuffer_get_length(bufferevent_get_output(bev)) == 0))
+    if (r->conn != NULL && is_connected(r->conn))
         return; /* connected; the first-byte timer takes over */
-    fail_with(r, TG_UP_CONNECT, "%s", "connect timeout");
+    fail_with(r, TG_UP_CONNECT, "%s",
+              r->conn == NULL ? "no free connection within "
+                                "connect_timeout_ms (max_connections busy)"
+                              : "connect timeout");
     abort_exchange(r);
     finish(r);
 }
@@ -635,31 +670,9 @@ struct tg_up_req *tg_up_send(struct tg_upstream *u, const struct tg_provider *p,
     return r;
 }
 
-static void unlink_waiting(struct tg_up_req *r)
-{
-    struct pool *pool = r->pool;
-    struct tg_up_req **pp = &pool->waiting_head, *prev = NULL;
-
-    while (*pp != NULL && *pp != r) {
-        prev = *pp;
-        pp = &(*pp)->next_waiting;
-    }
-    if (*pp == NULL)
-        return;
-    *pp = r->next_waiting;
-    if (pool->waiting_tail == r)
-        pool->waiting_tail = prev;
-}
-
 void tg_up_cancel(struct tg_up_req *r)
 {
     r->is_stopped = 1;
-    if (r->conn == NULL) {
-        unlink_waiting(r);
-        stop_timers(r);
-        req_free(r);
-        return;
-    }
     abort_exchange(r);
     finish(r);
 }

@@ -215,3 +215,59 @@ test('tls_verified_against_the_configured_ca', async (t) => {
     assert.match(res.body.error.message, /TLS error: certificate check failed/, cert);
   }
 });
+
+test('pool_of_one_connection_queues_requests_in_order', async (t) => {
+  const mock = await startMock(t);
+  // Pools are per worker: one worker, so one connection in all.
+  const gw = await startGateway(t, {
+    workers: 1,
+    providers: `  one: { type: openai, base_url: "${mock.url}/v1", api_key: sk-mock, max_connections: 1 }\n`,
+    models: '  slow-up: { provider: one, model: fault-delay-headers-300 }\n',
+  });
+  const started = Date.now();
+  const results = await Promise.all([1, 2, 3].map((i) => post(gw, '/v1/chat/completions',
+    { model: 'slow-up', messages: [{ role: 'user', content: `q${i}` }] })));
+  const elapsed = Date.now() - started;
+  for (const r of results) assert.equal(r.status, 200, r.text);
+  assert.deepEqual(results.map((r) => r.body.choices[0].message.content), ['q1', 'q2', 'q3']);
+  // One connection: the three 300 ms answers cannot overlap.
+  assert.ok(elapsed >= 900, `three calls over one connection took ${elapsed} ms`);
+  assert.equal((await mock.stats()).total, 3);
+});
+
+test('connect_timeout_when_tls_never_starts', async (t) => {
+  // Accepts TCP and says nothing: the TLS handshake never completes.
+  const net = await import('node:net');
+  const sockets = [];
+  const silent = net.createServer((s) => sockets.push(s));
+  await new Promise((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  t.after(() => { sockets.forEach((s) => s.destroy()); silent.close(); });
+  const { port } = silent.address();
+  const gw = await startGateway(t, {
+    providers: `  mute: { type: openai, base_url: "https://127.0.0.1:${port}/v1", api_key: x, connect_timeout_ms: 200, first_byte_timeout_ms: 5000 }\n`,
+    models: '  mute-echo: { provider: mute, model: m }\n',
+  });
+  const started = Date.now();
+  const res = await post(gw, '/v1/chat/completions', { model: 'mute-echo', messages: [{ role: 'user', content: 'x' }] });
+  assert.equal(res.status, 502, res.text);
+  assert.match(res.body.error.message, /provider mute: connection error: connect timeout/);
+  assert.ok(Date.now() - started < 4000, 'the connect timer, not the first-byte one, ended it');
+});
+
+test('waiting_for_a_busy_pool_times_out_cleanly', async (t) => {
+  const mock = await startMock(t);
+  const gw = await startGateway(t, {
+    workers: 1,
+    providers: `  one: { type: openai, base_url: "${mock.url}/v1", api_key: sk-mock, max_connections: 1, connect_timeout_ms: 200 }\n`,
+    models: '  slow-up: { provider: one, model: fault-delay-headers-800 }\n  fast-up: { provider: one, model: m }\n',
+  });
+  const slow = post(gw, '/v1/chat/completions', { model: 'slow-up', messages: [{ role: 'user', content: 'a' }] });
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const queued = await post(gw, '/v1/chat/completions', { model: 'fast-up', messages: [{ role: 'user', content: 'b' }] });
+  assert.equal(queued.status, 502, queued.text);
+  assert.match(queued.body.error.message, /no free connection within connect_timeout_ms/);
+  assert.equal((await slow).status, 200);
+  // The pool is whole again.
+  const after = await post(gw, '/v1/chat/completions', { model: 'fast-up', messages: [{ role: 'user', content: 'c' }] });
+  assert.equal(after.status, 200, after.text);
+});
