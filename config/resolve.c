@@ -110,3 +110,29 @@ int tg_cfg_resolve_model(const struct tg_config *cfg, const char *name,
         out->model = find_upstream(cfg, name, len);
     return out->model != NULL ? TG_OK : TG_DECLINED;
 }
+
+bool tg_cfg_team_allows_group(const struct tg_team *team,
+                              const struct tg_model_group *group)
+{
+    size_t i;
+
+    if (team == NULL || team->model_groups == NULL)
+        return true;
+    for (i = 0; i < team->n_model_groups; i++)
+        if (team->model_groups[i] == group)
+            return true;
+    return false;
+}
+
+bool tg_cfg_team_allows_model(const struct tg_team *team,
+                              const struct tg_model *model)
+{
+    size_t i;
+
+    if (team == NULL || team->models == NULL)
+        return true;
+    for (i = 0; i < team->n_models; i++)
+        if (team->models[i] == model)
+            return true;
+    return false;
+}

@@ -110,6 +110,10 @@ struct tg_event {
     enum tg_stop_reason stop_reason;
     struct tg_usage usage;
     int status; /* TG_EV_ERROR: the HTTP status to answer with */
+    /* TG_EV_ERROR: the call failed in a way another candidate may not
+     * (PRODUCT.md section 5: no connection or TLS, no first byte in time,
+     * 429 or 5xx), and before any content came. */
+    bool may_fail_over;
 };
 
 #endif

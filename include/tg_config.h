@@ -176,6 +176,13 @@ struct tg_route_target {
 int tg_cfg_resolve_model(const struct tg_config *cfg, const char *name,
                          size_t len, struct tg_route_target *out);
 
+/* Whether a team's allow-lists let it use a group / a model (an omitted
+ * list allows all). */
+bool tg_cfg_team_allows_group(const struct tg_team *team,
+                              const struct tg_model_group *group);
+bool tg_cfg_team_allows_model(const struct tg_team *team,
+                              const struct tg_model *model);
+
 /* Looks up by exact name; NULL when absent. */
 struct tg_team *tg_cfg_find_team(const struct tg_config *cfg, const char *name);
 struct tg_provider *tg_cfg_find_provider(const struct tg_config *cfg,

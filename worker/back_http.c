@@ -45,7 +45,8 @@ static void end_call(struct tg_wire_call *w, int status, const char *message)
 {
     struct tg_call *call = w->call;
     struct tg_event ev = {.type = status ? TG_EV_ERROR : TG_EV_DONE,
-                          .status = status};
+                          .status = status,
+                          .may_fail_over = w->may_fail_over && !w->has_content};
     char text[512];
 
     if (w->is_finished)
@@ -276,6 +277,7 @@ static void end_with_error_body(struct tg_wire_call *w)
                           n, msg, sizeof(msg));
     snprintf(text, sizeof(text), "provider %s answered %d: %s",
              w->call->model->provider->name, w->status, msg);
+    w->may_fail_over = w->status == 429 || w->status >= 500;
     end_call(w, status_for(w->status), text);
 }
 
@@ -319,6 +321,11 @@ static void on_end(void *ctx, enum tg_up_error error, const char *why)
     if (error != TG_UP_OK) {
         snprintf(text, sizeof(text), "provider %s: %s error: %s",
                  w->call->model->provider->name, describe(error), why);
+        /* No connection, no TLS, or no first byte: another candidate may
+         * do better. A total timeout or a cut answer is not retried. */
+        w->may_fail_over = error == TG_UP_CONNECT || error == TG_UP_TLS ||
+                           error == TG_UP_FIRST_BYTE ||
+                           (error == TG_UP_CLOSED && w->status == 0);
         end_call(
             w, error == TG_UP_FIRST_BYTE || error == TG_UP_TIMEOUT ? 504 : 502,
             text);

@@ -774,31 +774,6 @@ static void render_stream_end(struct tg_req *r)
 }
 
 /* GET /v1/models: the groups and models this team may use. */
-static bool may_use_model(const struct tg_team *t, const struct tg_model *m)
-{
-    size_t i;
-
-    if (t == NULL || t->models == NULL)
-        return true;
-    for (i = 0; i < t->n_models; i++)
-        if (t->models[i] == m)
-            return true;
-    return false;
-}
-
-static bool may_use_group(const struct tg_team *t,
-                          const struct tg_model_group *g)
-{
-    size_t i;
-
-    if (t == NULL || t->model_groups == NULL)
-        return true;
-    for (i = 0; i < t->n_model_groups; i++)
-        if (t->model_groups[i] == g)
-            return true;
-    return false;
-}
-
 static void write_model(struct tg_req *r, bool *is_first, const char *id,
                         const char *owner)
 {
@@ -823,10 +798,10 @@ void tg_front_openai_models(struct tg_req *r)
 
     TG_ADD_LIT(r->out, "{\"object\":\"list\",\"data\":[");
     for (i = 0; i < cfg->n_model_groups; i++)
-        if (may_use_group(r->team, &cfg->model_groups[i]))
+        if (tg_cfg_team_allows_group(r->team, &cfg->model_groups[i]))
             write_model(r, &is_first, cfg->model_groups[i].name, "tollgate");
     for (i = 0; i < cfg->n_models; i++)
-        if (may_use_model(r->team, &cfg->models[i]))
+        if (tg_cfg_team_allows_model(r->team, &cfg->models[i]))
             write_model(r, &is_first, cfg->models[i].name,
                         cfg->models[i].provider->name);
     TG_ADD_LIT(r->out, "]}");

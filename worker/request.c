@@ -112,6 +112,51 @@ static int req_resolve(struct tg_req *r)
     return TG_OK;
 }
 
+/* Step "authorize": the team's allow-lists. */
+static int req_authorize(struct tg_req *r)
+{
+    const struct tg_model_group *g = r->target.group;
+    const struct tg_model *m = r->target.model;
+
+    if (g != NULL && !tg_cfg_team_allows_group(r->team, g)) {
+        tg_req_fail(r, 403, "model_not_allowed",
+                    "team %s may not use model group %s", r->team->name,
+                    g->name);
+        return TG_ERROR;
+    }
+    if (m != NULL && !tg_cfg_team_allows_model(r->team, m)) {
+        tg_req_fail(r, 403, "model_not_allowed", "team %s may not use model %s",
+                    r->team->name, m->name);
+        return TG_ERROR;
+    }
+    return TG_OK;
+}
+
+/* The i-th candidate: the model, or a group's primary then its fallbacks
+ * in order; NULL past the last. */
+static const struct tg_model *candidate(const struct tg_req *r, int i)
+{
+    const struct tg_model_group *g = r->target.group;
+
+    if (g == NULL)
+        return i == 0 ? r->target.model : NULL;
+    if (i == 0)
+        return g->primary;
+    return (size_t)i <= g->n_fallbacks ? g->fallbacks[i - 1] : NULL;
+}
+
+/* Moves to the next candidate, if there is one. */
+static bool fail_over(struct tg_req *r)
+{
+    const struct tg_model *next = candidate(r, r->n_fallbacks + 1);
+
+    if (next == NULL)
+        return false;
+    r->n_fallbacks++;
+    r->model = next;
+    return true;
+}
+
 /* Event strings live only as long as the back's call, which is released
  * before the terminal event: what the answer keeps is copied into the
  * request's arena. */
@@ -198,6 +243,8 @@ static void stream_end(struct tg_req *r)
     tg_http_finish(r);
 }
 
+static void req_call(struct tg_req *r);
+
 /* The call ended (terminal event): answer, settle, log, free. */
 static void call_ended(struct tg_req *r, const struct tg_event *ev)
 {
@@ -212,6 +259,12 @@ static void call_ended(struct tg_req *r, const struct tg_event *ev)
         if (ev->type == TG_EV_ERROR)
             r->front->render_stream_event(r, ev);
         stream_end(r);
+        return;
+    }
+    if (ev->type == TG_EV_ERROR && ev->may_fail_over && fail_over(r)) {
+        tg_log_info("%s: %.*s; trying %s", r->id, (int)ev->text.len,
+                    ev->text.ptr, r->model->name);
+        req_call(r);
         return;
     }
     if (ev->type == TG_EV_ERROR) {
@@ -265,13 +318,18 @@ static void req_call(struct tg_req *r)
     const struct tg_back *back = tg_back_for(r->model->provider->type);
     int rc;
 
-    if (!r->model->provider->is_enabled || back == NULL) {
-        tg_req_fail(r, 503, "provider_unavailable",
-                    "the provider '%s' of model '%s' is not available",
-                    r->model->provider->name, r->model->name);
-        return;
+    /* A disabled provider fails this candidate at once. */
+    while (!r->model->provider->is_enabled || back == NULL) {
+        if (!fail_over(r)) {
+            tg_req_fail(r, 503, "provider_unavailable",
+                        "the provider '%s' of model '%s' is not available",
+                        r->model->provider->name, r->model->name);
+            return;
+        }
+        back = tg_back_for(r->model->provider->type);
     }
-    r->answer.text = evbuffer_new();
+    if (r->answer.text == NULL)
+        r->answer.text = evbuffer_new();
     r->call.base = r->worker->base;
     r->call.chat = &r->chat;
     r->call.model = r->model;
@@ -298,7 +356,8 @@ static void req_call(struct tg_req *r)
  * model is refused without touching the team's quota. */
 void tg_req_run_chat(struct tg_req *r)
 {
-    if (req_resolve(r) != TG_OK || tg_quota_admit(r) != TG_OK)
+    if (req_resolve(r) != TG_OK || req_authorize(r) != TG_OK ||
+        tg_quota_admit(r) != TG_OK)
         return;
     req_call(r);
 }

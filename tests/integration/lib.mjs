@@ -69,6 +69,7 @@ ${o.providers ?? ''}models:
   priced-echo: { provider: mock, model: priced, input_usd_per_mtok: 1000, output_usd_per_mtok: 2000 }
 ${o.models ?? ''}model_groups:
   Echoes: { primary: mock-echo, fallbacks: [slow-echo] }
+${o.groups ?? ''}
 teams:
   team-a:
     keys: ["${sha256Key(KEY_A)}"]
