@@ -114,6 +114,8 @@ struct tg_event {
      * (PRODUCT.md section 5: no connection or TLS, no first byte in time,
      * 429 or 5xx), and before any content came. */
     bool may_fail_over;
+    /* TG_EV_ERROR: the provider's Retry-After in milliseconds, or -1. */
+    int64_t retry_after_ms;
 };
 
 #endif

@@ -21,6 +21,7 @@
 #include "tg_config.h"
 #include "tg_shm.h"
 
+struct event;
 struct evbuffer;
 struct evhttp_connection;
 struct evhttp_request;
@@ -67,6 +68,9 @@ struct tg_req {
     struct tg_route_target target;
     const struct tg_model *model; /* the candidate serving the call */
     int n_fallbacks;              /* candidates that failed before it */
+    int n_retries;                /* retries of the current candidate */
+    int64_t candidate_started_us; /* when the current candidate began */
+    struct event *retry_timer;    /* pending retry, or NULL */
     struct tg_call call;
     struct tg_answer answer;
 

@@ -54,10 +54,11 @@ struct tg_wire_call {
     struct tg_sse sse;
     struct evbuffer *frames; /* event-stream bytes not yet decoded */
     bool is_stream;
-    bool has_content;   /* content reached the client (no retry after) */
-    bool is_complete;   /* the wire saw the answer's proper end */
-    bool is_finished;   /* the terminal event went out */
-    bool may_fail_over; /* the failure is one a fallback may cure */
+    bool has_content;       /* content reached the client (no retry after) */
+    bool is_complete;       /* the wire saw the answer's proper end */
+    bool is_finished;       /* the terminal event went out */
+    bool may_fail_over;     /* the failure is one a fallback may cure */
+    int64_t retry_after_ms; /* the answer's Retry-After, or -1 */
     /* What decoders share. */
     bool is_tool_open[TG_WIRE_MAX_TOOLS];
     int n_tools;

@@ -60,6 +60,9 @@ int tg_worker_run(const struct tg_config *cfg, struct tg_shm *shm,
 void tg_worker_request_begun(struct tg_worker *w);
 void tg_worker_request_done(struct tg_worker *w);
 
+/* A pseudo-random number (for jitter; not for secrets). */
+uint64_t tg_worker_random(struct tg_worker *w);
+
 /* Writes a fresh request id (NUL-terminated) into out[TG_REQ_ID_MAX + 1]. */
 void tg_worker_new_request_id(struct tg_worker *w, char *out);
 

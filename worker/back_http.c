@@ -15,6 +15,7 @@
  *   504  nothing came within first_byte_timeout_ms or timeout_ms.
  */
 #include <event2/buffer.h>
+#include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +47,8 @@ static void end_call(struct tg_wire_call *w, int status, const char *message)
     struct tg_call *call = w->call;
     struct tg_event ev = {.type = status ? TG_EV_ERROR : TG_EV_DONE,
                           .status = status,
-                          .may_fail_over = w->may_fail_over && !w->has_content};
+                          .may_fail_over = w->may_fail_over && !w->has_content,
+                          .retry_after_ms = w->retry_after_ms};
     char text[512];
 
     if (w->is_finished)
@@ -227,12 +229,26 @@ static int feed_frames(struct tg_wire_call *w, const char *data, size_t len)
     }
 }
 
+/* Retry-After in seconds (an HTTP date is not worth honouring here); -1
+ * when absent or unreadable. */
+static int64_t retry_after_ms(struct evkeyvalq *headers)
+{
+    const char *v = evhttp_find_header(headers, "Retry-After");
+    char *end;
+    long long s;
+
+    if (v == NULL)
+        return -1;
+    s = strtoll(v, &end, 10);
+    return end != v && *end == '\0' && s >= 0 && s < 86400 ? s * 1000 : -1;
+}
+
 static void on_head(void *ctx, int status, struct evkeyvalq *headers)
 {
     struct tg_wire_call *w = ctx;
 
-    (void)headers;
     w->status = status;
+    w->retry_after_ms = retry_after_ms(headers);
 }
 
 static int on_body(void *ctx, const char *data, size_t len)
@@ -351,6 +367,7 @@ static int http_start(struct tg_call *call)
         return TG_NOMEM;
     w->call = call;
     w->wire = wire;
+    w->retry_after_ms = -1;
     w->is_stream = call->chat->is_stream;
     tg_arena_init(&w->arena, 4096);
     tg_sse_init(&w->sse, MAX_SSE_EVENT);

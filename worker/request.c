@@ -14,6 +14,7 @@
 #include "tg_req.h"
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <stdarg.h>
@@ -26,6 +27,13 @@
 #include "tg_http.h"
 #include "tg_log.h"
 #include "tg_worker.h"
+
+/* Retries of one candidate (PRODUCT.md section 5, the provider's
+ * `retries`): backoff from RETRY_BASE_MS, and a Retry-After longer than
+ * RETRY_MAX_AFTER_MS sends the request to the next candidate instead. */
+#define RETRY_BASE_MS        100
+#define RETRY_MAX_BACKOFF_MS 2000
+#define RETRY_MAX_AFTER_MS   5000
 
 int64_t tg_now_us(void)
 {
@@ -109,6 +117,7 @@ static int req_resolve(struct tg_req *r)
         return TG_ERROR;
     }
     r->model = r->target.group ? r->target.group->primary : r->target.model;
+    r->candidate_started_us = tg_now_us();
     return TG_OK;
 }
 
@@ -154,6 +163,54 @@ static bool fail_over(struct tg_req *r)
         return false;
     r->n_fallbacks++;
     r->model = next;
+    r->n_retries = 0;
+    r->candidate_started_us = tg_now_us();
+    return true;
+}
+
+static void req_call(struct tg_req *r);
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    req_call(arg);
+}
+
+/* Exponential backoff with jitter: 100 ms, 200 ms, 400 ms ... (at most
+ * RETRY_MAX_BACKOFF_MS), each between half and all of that. */
+static int64_t backoff_ms(struct tg_req *r)
+{
+    int64_t full = RETRY_BASE_MS << (r->n_retries < 5 ? r->n_retries : 5);
+
+    if (full > RETRY_MAX_BACKOFF_MS)
+        full = RETRY_MAX_BACKOFF_MS;
+    return full / 2 +
+           (int64_t)(tg_worker_random(r->worker) % (uint64_t)(full / 2 + 1));
+}
+
+/*
+ * Schedules another try of the same candidate, if its provider's retries
+ * allow one, the provider's Retry-After (if any) is short enough, and the
+ * wait still fits in the candidate's timeout_ms. Returns whether it did.
+ */
+static bool retry_later(struct tg_req *r, const struct tg_event *ev)
+{
+    const struct tg_provider *p = r->model->provider;
+    int64_t wait = ev->retry_after_ms > 0 ? ev->retry_after_ms : backoff_ms(r);
+    int64_t spent = (tg_now_us() - r->candidate_started_us) / 1000;
+    struct timeval tv = {wait / 1000, (wait % 1000) * 1000};
+
+    if (r->n_retries >= p->retries || wait > RETRY_MAX_AFTER_MS ||
+        spent + wait > p->timeout_ms)
+        return false;
+    if (r->retry_timer == NULL)
+        r->retry_timer = evtimer_new(r->worker->base, on_retry, r);
+    if (r->retry_timer == NULL || evtimer_add(r->retry_timer, &tv) != 0)
+        return false;
+    r->n_retries++;
+    tg_log_info("%s: %.*s; retry %d of %s in %lld ms", r->id, (int)ev->text.len,
+                ev->text.ptr, r->n_retries, r->model->name, (long long)wait);
     return true;
 }
 
@@ -243,8 +300,6 @@ static void stream_end(struct tg_req *r)
     tg_http_finish(r);
 }
 
-static void req_call(struct tg_req *r);
-
 /* The call ended (terminal event): answer, settle, log, free. */
 static void call_ended(struct tg_req *r, const struct tg_event *ev)
 {
@@ -261,6 +316,8 @@ static void call_ended(struct tg_req *r, const struct tg_event *ev)
         stream_end(r);
         return;
     }
+    if (ev->type == TG_EV_ERROR && ev->may_fail_over && retry_later(r, ev))
+        return;
     if (ev->type == TG_EV_ERROR && ev->may_fail_over && fail_over(r)) {
         tg_log_info("%s: %.*s; trying %s", r->id, (int)ev->text.len,
                     ev->text.ptr, r->model->name);
@@ -378,5 +435,7 @@ void tg_req_client_gone(struct tg_req *r)
 
 void tg_req_release(struct tg_req *r)
 {
+    if (r->retry_timer != NULL)
+        event_free(r->retry_timer);
     answer_release(&r->answer);
 }

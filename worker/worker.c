@@ -55,6 +55,11 @@ static uint64_t next_random(uint64_t *s)
     return z ^ (z >> 31);
 }
 
+uint64_t tg_worker_random(struct tg_worker *w)
+{
+    return next_random(&w->id_state[0]);
+}
+
 void tg_worker_new_request_id(struct tg_worker *w, char *out)
 {
     uint64_t a = next_random(&w->id_state[0]);

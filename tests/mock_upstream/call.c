@@ -107,6 +107,15 @@ static int apply_fault(struct mock_call *c)
         c->provider->render_error(c, c->fault.value, NULL, NULL);
         return -1;
     }
+    if (c->fault.kind == MOCK_FAULT_FLAKY) {
+        /* This request is already counted: the first <n> fail. */
+        if (c->model != NULL && mock_stats_model_count(c->srv, c->model) <=
+                                    (uint64_t)c->fault.value) {
+            c->provider->render_error(c, 503, NULL, NULL);
+            return -1;
+        }
+        c->fault.kind = MOCK_FAULT_NONE;
+    }
     return 0;
 }
 

@@ -32,6 +32,7 @@ static const struct fault_name fault_names[] = {
     {"fault-bad-json", MOCK_FAULT_BAD_JSON, false, 0, 0},
     {"fault-truncated-frame", MOCK_FAULT_TRUNCATED_FRAME, false, 0, 0},
     {"fault-close", MOCK_FAULT_CLOSE, false, 0, 0},
+    {"fault-flaky-", MOCK_FAULT_FLAKY, true, 1, 1000},
 };
 
 /* A decimal number within [min, max] and nothing else; -1 otherwise. */

@@ -117,6 +117,7 @@ enum mock_fault_kind {
     MOCK_FAULT_BAD_JSON,
     MOCK_FAULT_TRUNCATED_FRAME,
     MOCK_FAULT_CLOSE,
+    MOCK_FAULT_FLAKY, /* the first <n> requests for the model answer 503 */
 };
 
 struct mock_fault {
@@ -317,6 +318,9 @@ void mock_send(struct mock_call *c);
 
 void mock_stats_count(struct mock_server *srv, enum mock_provider_id p);
 void mock_stats_count_model(struct mock_server *srv, const char *model);
+/* How many requests for `model` have been counted. */
+uint64_t mock_stats_model_count(const struct mock_server *srv,
+                                const char *model);
 void mock_stats_record(struct mock_server *srv, struct mock_call *c);
 void mock_stats_reset(struct mock_stats *st);
 void mock_stats_free(struct mock_stats *st);

@@ -33,6 +33,15 @@ void mock_stats_count(struct mock_server *srv, enum mock_provider_id p)
     srv->stats.by_provider[p]++;
 }
 
+uint64_t mock_stats_model_count(const struct mock_server *srv,
+                                const char *model)
+{
+    for (size_t i = 0; i < srv->stats.n_models; i++)
+        if (strcmp(srv->stats.models[i].name, model) == 0)
+            return srv->stats.models[i].count;
+    return 0;
+}
+
 void mock_stats_count_model(struct mock_server *srv, const char *model)
 {
     struct mock_stats *st = &srv->stats;
