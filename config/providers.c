@@ -375,6 +375,13 @@ void tg_cfg_fill_providers(struct tg_cfg_ctx *ctx, const struct tg_cfg_slot *s)
         return;
     pairs = map->data.mapping.pairs.start;
     n = (size_t)(map->data.mapping.pairs.top - pairs);
+    if (n > TG_CFG_MAX_PROVIDERS) {
+        tg_cfg_error(ctx, map,
+                     "providers has %zu entries; at most %d are "
+                     "allowed",
+                     n, TG_CFG_MAX_PROVIDERS);
+        return;
+    }
     skip = tg_cfg_find_duplicates(ctx, map, "in providers");
     cfg->providers = tg_cfg_calloc(ctx, n, sizeof(*cfg->providers));
     if (skip == NULL || cfg->providers == NULL)

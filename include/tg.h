@@ -28,4 +28,7 @@ enum tg_status {
 
 #define TG_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Microseconds on the monotonic clock (worker.c). */
+int64_t tg_now_us(void);
+
 #endif

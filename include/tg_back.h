@@ -18,6 +18,8 @@
 #ifndef TG_BACK_H
 #define TG_BACK_H
 
+#include <stdint.h>
+
 #include "tg_canon.h"
 #include "tg_config.h"
 
@@ -33,7 +35,10 @@ struct tg_call {
     const struct tg_model *model; /* the candidate being called */
     struct tg_upstream *upstream; /* the worker's connection pools */
     tg_event_fn *on_event;
-    void *ctx;        /* the caller's; the back does not touch it */
+    void *ctx; /* the caller's; the back does not touch it */
+    /* Set by the back (tg_now_us) when the provider's first byte arrives;
+     * the caller zeroes it before start. */
+    int64_t first_byte_us;
     void *back_state; /* the back's; NULL when no call is running */
 };
 

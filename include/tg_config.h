@@ -19,7 +19,9 @@
 #include <stdint.h>
 
 #define TG_CFG_MAX_WORKERS 256
-#define TG_SHA256_HEX_LEN  64
+/* The state file holds a fixed number of provider slots (shm/layout.h). */
+#define TG_CFG_MAX_PROVIDERS 128
+#define TG_SHA256_HEX_LEN    64
 /* "sha256:" followed by 64 lowercase hex digits */
 #define TG_KEY_HASH_LEN (7 + TG_SHA256_HEX_LEN)
 

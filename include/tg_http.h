@@ -44,9 +44,7 @@ struct tg_auth_table *tg_auth_build(const struct tg_config *cfg);
 void tg_auth_free(struct tg_auth_table *t);
 
 /* The access log (access_log.c): one JSON line per finished request. */
-void tg_access_log_open(struct tg_worker *w);
 void tg_access_log_write(struct tg_worker *w, const struct tg_req *r);
-void tg_access_log_close(struct tg_worker *w);
 
 /* Route handlers that belong to no surface. */
 tg_handler_fn tg_http_health;

@@ -62,6 +62,7 @@ struct tg_req {
     uint64_t bytes_sent;
 
     const struct tg_team *team;
+    const char *key_id; /* see auth.c; NULL without a key */
     struct tg_chat chat;
     struct tg_str model_name; /* the name answered with (requested or
                                  default) */
@@ -71,6 +72,15 @@ struct tg_req {
     int n_retries;                /* retries of the current candidate */
     int64_t candidate_started_us; /* when the current candidate began */
     struct event *retry_timer;    /* pending retry, or NULL */
+    /* The attempt out (route.c): its provider's health slot, NULL when no
+     * attempt is out. */
+    struct tg_shm_provider *health;
+    int64_t probe_until_ns; /* the attempt is its provider's half-open
+                               probe, leased until then; 0 otherwise */
+    int64_t attempt_started_us;
+    int n_attempts;
+    bool has_skipped_cooling; /* a candidate was skipped as cooling down */
+    int64_t cooling_wait_ns;  /* then the shortest wait of those */
     struct tg_call call;
     struct tg_answer answer;
 
@@ -120,10 +130,38 @@ void tg_quota_settle(struct tg_req *r);
 /* Adds the six x-ratelimit-* headers once admission has run. */
 void tg_quota_add_headers(struct tg_req *r);
 
+/* What the attempt out used: the provider's usage, or when it reported
+ * none, an estimate of the prompt and of what was streamed. */
+struct tg_usage tg_quota_used(const struct tg_req *r);
+
+/* Nano-USD for usage at the model's prices (USD per million tokens). */
+int64_t tg_quota_cost(const struct tg_model *m, const struct tg_usage *u);
+
 /* Estimated prompt tokens of a request (4 bytes a token). */
 int64_t tg_quota_estimate_prompt(const struct tg_chat *c);
 
-/* Microseconds on the monotonic clock. */
-int64_t tg_now_us(void);
+/* Routing (route.c). Before admission: answers 503 with Retry-After, and
+ * returns TG_ERROR, when every candidate is cooling down. */
+int tg_route_check(struct tg_req *r);
+
+/* Makes the first candidate from r->model on that can be called now the
+ * serving one, and counts the attempt with its provider's health; answers
+ * 503 and returns TG_ERROR when none is left. */
+int tg_route_enter(struct tg_req *r);
+
+/* Moves to the next candidate, if there is one. */
+bool tg_route_fail_over(struct tg_req *r);
+
+/* The attempt out ended, with its terminal event, or NULL when it was
+ * stopped because the client went: tells the provider's health and writes
+ * the usage line. */
+void tg_route_attempt_end(struct tg_req *r, const struct tg_event *ev);
+
+/* The attempt out never reached its provider: releases it silently. */
+void tg_route_attempt_cancel(struct tg_req *r);
+
+/* The usage log (usage_log.c): one JSON line per attempt that reached a
+ * provider, with its terminal event (NULL: the client went). */
+void tg_usage_log_write(const struct tg_req *r, const struct tg_event *ev);
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * tg_shm.h - the shared segment: per-team quotas, credits and spend, in a
- * file mapped by the master and every worker.
+ * tg_shm.h - the shared segment: per-team quotas, credits and spend, and
+ * per-provider health, in a file mapped by the master and every worker.
  *
  * Only shm/ knows the layout. The master opens the segment (tg_shm_open),
  * applies the config to it at start and on every reload (tg_shm_configure),
@@ -23,8 +23,11 @@
 #define TG_SHM_NANO_USD      1000000000LL
 #define TG_SHM_MICRO_CREDITS 1000000LL
 
+#define TG_SHM_ERROR_MAX 183 /* a provider's last error, in bytes */
+
 struct tg_shm;
 struct tg_shm_team;
+struct tg_shm_provider;
 
 /*
  * Opens (creating it if absent) the state file cfg->state_file, checks it
@@ -102,6 +105,101 @@ struct tg_shm_team_view {
 
 void tg_shm_read(struct tg_shm_team *t, int64_t now_ns,
                  struct tg_shm_team_view *out);
+
+/*
+ * Provider health: a circuit breaker per provider, shared by every worker
+ * (PRODUCT.md section 5). After policy->allowed_fails failures in a row,
+ * in any workers, the provider is open: nobody calls it for cooldown; then
+ * it is half-open, and exactly one caller gets to probe it, holding a lease
+ * that expires so that a prober killed mid-call does not keep it open
+ * forever. The probe's outcome closes the breaker or opens it again.
+ * Any success closes it.
+ */
+struct tg_health_policy {
+    int allowed_fails;
+    int64_t cooldown_ns;
+};
+
+/* The slot of cfg->providers[index] for the config last configured. */
+struct tg_shm_provider *tg_shm_provider(const struct tg_shm *shm, size_t index);
+
+enum tg_health_pass {
+    TG_HEALTH_PASS,    /* call it */
+    TG_HEALTH_PROBE,   /* call it: this call is the half-open probe */
+    TG_HEALTH_COOLING, /* do not call it */
+};
+
+/*
+ * Before calling a provider. PASS and PROBE count the call in flight and
+ * oblige the caller to report it exactly once (tg_shm_health_report). A
+ * probe's lease lasts probe_lease_ns. COOLING sets *wait_ns to how long
+ * until a call may be let through.
+ */
+enum tg_health_pass tg_shm_health_enter(struct tg_shm *shm,
+                                        struct tg_shm_provider *p,
+                                        int64_t now_ns, int64_t probe_lease_ns,
+                                        int64_t *wait_ns);
+
+/* Whether tg_shm_health_enter would answer COOLING now; changes nothing. */
+bool tg_shm_health_is_cooling(struct tg_shm_provider *p, int64_t now_ns,
+                              int64_t *wait_ns);
+
+enum tg_health_outcome {
+    TG_HEALTH_OK,        /* the provider answered (even the caller's 4xx) */
+    TG_HEALTH_FAILED,    /* connection, timeout, 429, 5xx, bad answer */
+    TG_HEALTH_ABANDONED, /* stopped by us (client gone): says nothing */
+};
+
+struct tg_health_report {
+    enum tg_health_outcome outcome;
+    /* A call entered as PROBE: its lease's end (the enter's now_ns plus
+     * probe_lease_ns), which tells this probe from a later one; 0 for any
+     * other call. */
+    int64_t probe_until_ns;
+    int64_t now_ns;
+    int64_t latency_us; /* OK: time to the first byte; < 0 when unknown */
+    int status;         /* FAILED: the status it was answered with */
+    const char *error;  /* FAILED: what went wrong */
+};
+
+void tg_shm_health_report(struct tg_shm *shm, struct tg_shm_provider *p,
+                          const struct tg_health_policy *policy,
+                          const struct tg_health_report *report);
+
+enum tg_health_state {
+    TG_HEALTH_CLOSED,    /* healthy, or failing fewer than allowed_fails */
+    TG_HEALTH_OPEN,      /* cooling down */
+    TG_HEALTH_HALF_OPEN, /* cooled down: the next call probes */
+};
+
+struct tg_shm_health_view {
+    enum tg_health_state state;
+    uint32_t consecutive_fails;
+    int64_t cooling_until_ns; /* OPEN: until then */
+    bool is_probing;          /* HALF_OPEN: a probe is out */
+    bool has_latency;         /* latency_ewma_us has a sample */
+    int64_t latency_ewma_us;
+    int64_t last_ok_ns, last_error_ns; /* 0: never */
+    int last_error_status;
+    char last_error[TG_SHM_ERROR_MAX + 1];
+    int64_t in_flight; /* calls running now, over all workers */
+};
+
+void tg_shm_health_read(const struct tg_shm *shm, struct tg_shm_provider *p,
+                        int64_t now_ns, struct tg_shm_health_view *out);
+
+/* Closes the breaker and forgets the failures (an operator's reset). */
+void tg_shm_health_reset(struct tg_shm_provider *p);
+
+/*
+ * Worker slots, for in-flight counts that a killed worker cannot leave
+ * behind. The master takes a slot before forking a worker (-1 when none is
+ * free: that worker's calls are then not counted), the worker attaches to
+ * it, and the master frees it once the worker is reaped.
+ */
+int tg_shm_worker_take(struct tg_shm *shm);
+void tg_shm_worker_attach(struct tg_shm *shm, int slot);
+void tg_shm_worker_free(struct tg_shm *shm, int slot);
 
 /* Wall-clock nanoseconds, the time base of every operation. */
 int64_t tg_shm_now_ns(void);

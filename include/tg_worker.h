@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "tg_config.h"
+#include "tg_logfile.h"
 
 struct event;
 struct event_base;
@@ -41,8 +42,8 @@ struct tg_worker {
     int64_t drain_deadline_us; /* 0: no limit */
     struct event *drain_timer;
     uint64_t id_state[2]; /* request id generator */
-    int access_log_fd;    /* -1 when off or unwritable */
-    bool has_access_log_failed;
+    struct tg_logfile access_log;
+    struct tg_logfile usage_log;
 };
 
 /* The worker of this process (NULL in the master). */

@@ -35,6 +35,7 @@
 struct slot {
     pid_t pid;
     unsigned generation;
+    int shm_slot; /* its worker slot in the segment, or -1 */
 };
 
 struct master {
@@ -98,7 +99,7 @@ static void reset_signals(const sigset_t *blocked)
 static void spawn(struct master *m, const sigset_t *blocked)
 {
     pid_t pid;
-    int status;
+    int status, shm_slot;
 
     if (m->n_slots == m->cap_slots) {
         size_t cap = m->cap_slots ? m->cap_slots * 2 : 16;
@@ -110,19 +111,25 @@ static void spawn(struct master *m, const sigset_t *blocked)
         m->slots = s;
         m->cap_slots = cap;
     }
+    shm_slot = tg_shm_worker_take(m->shm);
+    if (shm_slot < 0)
+        tg_log_warn("no free worker slot in the state file: the new "
+                    "worker's calls will not count as in flight");
     pid = fork();
     if (pid < 0) {
         tg_log_error("fork: %s", strerror(errno));
+        tg_shm_worker_free(m->shm, shm_slot);
         return;
     }
     if (pid == 0) {
         reset_signals(blocked);
+        tg_shm_worker_attach(m->shm, shm_slot);
         status = tg_worker_run(m->cfg, m->shm, m->fds, m->n_fds, m->generation,
                                m->loaded_at);
         tg_cfg_free(m->cfg);
         exit(status);
     }
-    m->slots[m->n_slots++] = (struct slot){pid, m->generation};
+    m->slots[m->n_slots++] = (struct slot){pid, m->generation, shm_slot};
 }
 
 static void spawn_generation(struct master *m, const sigset_t *blocked)
@@ -171,6 +178,7 @@ static void reap(struct master *m, const sigset_t *blocked)
         bool is_fatal =
             WIFEXITED(status) && WEXITSTATUS(status) == TG_EXIT_FATAL;
         bool will_respawn = is_current && !m->stop_signal && !is_fatal;
+        tg_shm_worker_free(m->shm, m->slots[i].shm_slot);
         m->slots[i] = m->slots[--m->n_slots];
         log_exit(pid, status, will_respawn);
         if (will_respawn)

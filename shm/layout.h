@@ -1,15 +1,18 @@
 /*
  * layout.h - the bytes of the state file; private to shm/.
  *
- *   [header][team slot 0][team slot 1]...[team slot capacity-1]
+ *   [header][worker slots][provider slots][team slot 0]...[team slot n-1]
  *
- * Every piece of state that changes is kept twice with an index saying
- * which copy is current. A change writes the other copy in full, then flips
- * the index with one aligned 32-bit store: a process killed anywhere before
- * the flip leaves the old state, anywhere after it the new one, and never a
- * mix. The header's geometry (how many slots exist and are used) follows the
- * same rule, so even the master dying while it grows the file leaves a file
- * that opens.
+ * Worker and provider slots are fixed in number, so team slots, the only
+ * region that grows, come last.
+ *
+ * Every piece of state that changes under a lock is kept twice with an index
+ * saying which copy is current. A change writes the other copy in full, then
+ * flips the index with one aligned 32-bit store: a process killed anywhere
+ * before the flip leaves the old state, anywhere after it the new one, and
+ * never a mix. The header's geometry (how many slots exist and are used)
+ * follows the same rule, so even the master dying while it grows the file
+ * leaves a file that opens.
  *
  * Changing any struct here changes TG_SHM_LAYOUT_VERSION.
  */
@@ -24,16 +27,21 @@
 #include "tg_shm.h"
 
 #define TG_SHM_MAGIC          "TGSTATE"
-#define TG_SHM_LAYOUT_VERSION 1u
+#define TG_SHM_LAYOUT_VERSION 2u
 #define TG_SHM_MIN_CAPACITY   64u
-#define TG_SHM_NAME_MAX       71 /* team names are at most 64 bytes */
+#define TG_SHM_NAME_MAX       71  /* team names are at most 64 bytes */
+#define TG_SHM_PROVIDER_NAME  135 /* provider names are at most 128 bytes */
+/* Workers of the current generation plus those of older ones still
+ * draining after reloads. */
+#define TG_SHM_WORKER_SLOTS (2 * TG_CFG_MAX_WORKERS)
 
 struct shm_geometry {
-    uint64_t capacity;   /* team slots the file holds */
-    uint64_t n_teams;    /* slots in use: [0, n_teams) */
-    uint64_t file_size;  /* header + capacity slots */
-    uint64_t growing_to; /* non-zero while the file is being enlarged */
-    uint64_t checksum;   /* FNV-1a of the four fields above */
+    uint64_t capacity;    /* team slots the file holds */
+    uint64_t n_teams;     /* slots in use: [0, n_teams) */
+    uint64_t file_size;   /* the fixed regions + capacity team slots */
+    uint64_t growing_to;  /* non-zero while the file is being enlarged */
+    uint64_t n_providers; /* provider slots in use: [0, n_providers) */
+    uint64_t checksum;    /* FNV-1a of the fields above */
 };
 
 struct shm_header {
@@ -41,11 +49,18 @@ struct shm_header {
     uint32_t version;
     uint32_t header_size;
     uint32_t team_size;
-    uint32_t reserved;
+    uint32_t provider_size;
+    uint32_t worker_size;
     _Atomic uint32_t geometry_index;
-    uint32_t reserved2;
     struct shm_geometry geometry[2];
 } __attribute__((aligned(64))); /* slots after it are 64-byte aligned */
+
+/* A lock over a double-buffered state (slot.c). */
+struct shm_lock {
+    pthread_mutex_t mutex; /* robust, process-shared */
+    _Atomic uint32_t state_index;
+    uint32_t reserved;
+};
 
 /* Limits come from the config through tg_shm_configure, so every worker,
  * of any generation, applies the same ones. */
@@ -62,10 +77,39 @@ struct team_state {
 
 struct tg_shm_team {
     char name[TG_SHM_NAME_MAX + 1];
-    pthread_mutex_t lock; /* robust, process-shared */
-    _Atomic uint32_t state_index;
-    uint32_t reserved;
+    struct shm_lock lock;
     struct team_state state[2];
+} __attribute__((aligned(64)));
+
+/* A provider's circuit breaker (health.c). */
+struct health_state {
+    uint32_t consecutive_fails;
+    uint32_t is_open;         /* tripped: cooling down, or half-open */
+    int64_t cooling_until_ns; /* open and before this: no calls */
+    int64_t probe_until_ns;   /* half-open: the probe's lease; 0 = none */
+    int64_t latency_ewma_us;  /* time to the first byte */
+    int64_t last_ok_ns;
+    int64_t last_error_ns;
+    int32_t last_error_status;
+    uint32_t has_latency; /* latency_ewma_us holds a sample */
+    char last_error[TG_SHM_ERROR_MAX + 1];
+};
+
+struct tg_shm_provider {
+    char name[TG_SHM_PROVIDER_NAME + 1];
+    struct shm_lock lock;
+    struct health_state state[2];
+} __attribute__((aligned(64)));
+
+/*
+ * What one worker process has in flight, per provider slot. Only that
+ * worker writes its slot; the master zeroes it after reaping the worker,
+ * so a worker killed mid-call leaves no phantom calls behind.
+ */
+struct shm_worker {
+    _Atomic int32_t pid; /* 0: free */
+    int32_t reserved;
+    _Atomic int32_t in_flight[TG_CFG_MAX_PROVIDERS];
 } __attribute__((aligned(64)));
 
 struct tg_shm {
@@ -74,24 +118,54 @@ struct tg_shm {
     size_t mapped_size;
     struct tg_shm_team **slot_of; /* per team of the configured config */
     size_t n_slot_of;
+    struct tg_shm_provider **provider_of; /* per provider of that config */
+    size_t n_provider_of;
+    int worker_slot; /* this process's worker slot; -1 in the master */
 };
 
 _Static_assert(sizeof(struct shm_header) % 64 == 0,
-               "team slots must start on a cache line");
+               "slots must start on a cache line");
 _Static_assert(sizeof(struct tg_shm_team) % 64 == 0,
                "team slots must stay on cache lines");
+_Static_assert(sizeof(struct tg_shm_provider) % 64 == 0,
+               "provider slots must stay on cache lines");
+_Static_assert(sizeof(struct shm_worker) % 64 == 0,
+               "worker slots must stay on cache lines");
+
+static inline struct shm_worker *shm_workers(struct shm_header *h)
+{
+    return (struct shm_worker *)((char *)h + sizeof(*h));
+}
+
+static inline struct tg_shm_provider *shm_providers(struct shm_header *h)
+{
+    return (struct tg_shm_provider *)(shm_workers(h) + TG_SHM_WORKER_SLOTS);
+}
 
 static inline struct tg_shm_team *shm_slots(struct shm_header *h)
 {
-    return (struct tg_shm_team *)((char *)h + sizeof(*h));
+    return (struct tg_shm_team *)(shm_providers(h) + TG_CFG_MAX_PROVIDERS);
 }
 
-/* team.c: the locked, double-buffered update of one team. */
-struct team_state *tg_shm_team_begin(struct tg_shm_team *t);
-void tg_shm_team_commit(struct tg_shm_team *t);
-int tg_shm_team_init_lock(struct tg_shm_team *t);
+/* Bytes before the first team slot. */
+#define SHM_FIXED_SIZE                                 \
+    (sizeof(struct shm_header) +                       \
+     TG_SHM_WORKER_SLOTS * sizeof(struct shm_worker) + \
+     TG_CFG_MAX_PROVIDERS * sizeof(struct tg_shm_provider))
+
+/* slot.c: the locked, double-buffered update of one slot's state. */
+int tg_shm_lock_init(struct shm_lock *l);
+void *tg_shm_lock_begin(struct shm_lock *l, void *states, size_t size,
+                        const char *what, const char *name);
+void tg_shm_lock_commit(struct shm_lock *l);
+
+/* team.c */
 void tg_shm_team_set_limits(struct tg_shm_team *t,
                             const struct tg_team *cfg_team, bool is_new,
                             int64_t now_ns);
+
+/* health.c: at a full start, no probe is out and no worker runs. */
+void tg_shm_health_reset_leases(struct tg_shm_provider *p);
+void tg_shm_workers_reset(struct shm_header *h);
 
 #endif

@@ -38,8 +38,8 @@
 
 static uint64_t geometry_checksum(const struct shm_geometry *g)
 {
-    const uint64_t fields[4] = {g->capacity, g->n_teams, g->file_size,
-                                g->growing_to};
+    const uint64_t fields[5] = {g->capacity, g->n_teams, g->file_size,
+                                g->growing_to, g->n_providers};
     const unsigned char *p = (const unsigned char *)fields;
     uint64_t h = 0xcbf29ce484222325ULL;
     size_t i;
@@ -51,7 +51,7 @@ static uint64_t geometry_checksum(const struct shm_geometry *g)
 
 static uint64_t size_for(uint64_t capacity)
 {
-    return sizeof(struct shm_header) + capacity * sizeof(struct tg_shm_team);
+    return SHM_FIXED_SIZE + capacity * sizeof(struct tg_shm_team);
 }
 
 static const struct shm_geometry *geometry(const struct shm_header *h)
@@ -100,6 +100,8 @@ static int create_file(struct tg_shm *shm, const struct tg_config *cfg,
     h->version = TG_SHM_LAYOUT_VERSION;
     h->header_size = sizeof(*h);
     h->team_size = sizeof(struct tg_shm_team);
+    h->provider_size = sizeof(struct tg_shm_provider);
+    h->worker_size = sizeof(struct shm_worker);
     commit_geometry(h, (struct shm_geometry){.capacity = capacity,
                                              .file_size = size_for(capacity)});
     return TG_OK;
@@ -116,18 +118,23 @@ static int check_header(const struct shm_header *h, char *err, size_t cap)
                     "reads version %u",
                     h->version, TG_SHM_LAYOUT_VERSION);
     if (h->header_size != sizeof(*h) ||
-        h->team_size != sizeof(struct tg_shm_team))
+        h->team_size != sizeof(struct tg_shm_team) ||
+        h->provider_size != sizeof(struct tg_shm_provider) ||
+        h->worker_size != sizeof(struct shm_worker))
         return fail(err, cap,
-                    "it was written by a build with another "
-                    "layout (header %u, slot %u bytes; expected %zu, %zu)",
-                    h->header_size, h->team_size, sizeof(*h),
-                    sizeof(struct tg_shm_team));
+                    "it was written by a build with another layout (header "
+                    "%u, team %u, provider %u, worker %u bytes; expected %zu, "
+                    "%zu, %zu, %zu)",
+                    h->header_size, h->team_size, h->provider_size,
+                    h->worker_size, sizeof(*h), sizeof(struct tg_shm_team),
+                    sizeof(struct tg_shm_provider), sizeof(struct shm_worker));
     return TG_OK;
 }
 
 static bool is_valid_geometry(const struct shm_geometry *g)
 {
     return g->checksum == geometry_checksum(g) && g->n_teams <= g->capacity &&
+           g->n_providers <= TG_CFG_MAX_PROVIDERS &&
            g->file_size == size_for(g->capacity);
 }
 
@@ -139,7 +146,8 @@ static int recover_grow(struct shm_header *h, uint64_t file_size)
     if (g.growing_to == 0)
         return TG_OK;
     if (file_size == g.growing_to) {
-        g.capacity = (g.growing_to - sizeof(*h)) / sizeof(struct tg_shm_team);
+        g.capacity =
+            (g.growing_to - SHM_FIXED_SIZE) / sizeof(struct tg_shm_team);
         g.file_size = g.growing_to;
     } else if (file_size != g.file_size) {
         return TG_ERROR;
@@ -149,16 +157,29 @@ static int recover_grow(struct shm_header *h, uint64_t file_size)
     return TG_OK;
 }
 
+static bool is_valid_slot(const char *name, size_t cap,
+                          const struct shm_lock *l)
+{
+    return memchr(name, '\0', cap) != NULL && name[0] != '\0' &&
+           atomic_load(&l->state_index) <= 1;
+}
+
 static int check_slots(struct shm_header *h, char *err, size_t cap)
 {
     const struct shm_geometry *g = geometry(h);
-    struct tg_shm_team *slots = shm_slots(h);
+    struct tg_shm_team *teams = shm_slots(h);
+    struct tg_shm_provider *providers = shm_providers(h);
     uint64_t i;
 
     for (i = 0; i < g->n_teams; i++)
-        if (memchr(slots[i].name, '\0', sizeof(slots[i].name)) == NULL ||
-            slots[i].name[0] == '\0' || atomic_load(&slots[i].state_index) > 1)
+        if (!is_valid_slot(teams[i].name, sizeof(teams[i].name),
+                           &teams[i].lock))
             return fail(err, cap, "team slot %llu is corrupt",
+                        (unsigned long long)i);
+    for (i = 0; i < g->n_providers; i++)
+        if (!is_valid_slot(providers[i].name, sizeof(providers[i].name),
+                           &providers[i].lock))
+            return fail(err, cap, "provider slot %llu is corrupt",
                         (unsigned long long)i);
     return TG_OK;
 }
@@ -192,28 +213,70 @@ static bool config_has_team(const struct tg_config *cfg, const char *name)
     return tg_cfg_find_team(cfg, name) != NULL;
 }
 
-/* At start only: slots of teams no longer configured are dropped (the last
- * slot moves into the hole; nothing else maps the file yet), and every lock
- * is made new. */
-static int compact_and_reset(struct tg_shm *shm, const struct tg_config *cfg)
+static bool config_has_provider(const struct tg_config *cfg, const char *name)
 {
-    struct shm_geometry g = *geometry(shm->header);
-    struct tg_shm_team *slots = shm_slots(shm->header);
+    size_t i;
+
+    for (i = 0; i < cfg->n_providers; i++)
+        if (strcmp(cfg->providers[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+/* Teams no longer configured are dropped: the last slot moves into the
+ * hole (nothing else maps the file yet). */
+static void compact_teams(struct shm_geometry *g, struct tg_shm_team *slots,
+                          const struct tg_config *cfg)
+{
     uint64_t i = 0;
 
-    while (i < g.n_teams) {
+    while (i < g->n_teams) {
         if (config_has_team(cfg, slots[i].name)) {
             i++;
             continue;
         }
         tg_log_info("state file: dropping team %s (no longer configured)",
                     slots[i].name);
-        slots[i] = slots[--g.n_teams];
+        slots[i] = slots[--g->n_teams];
     }
+}
+
+static void compact_providers(struct shm_geometry *g,
+                              struct tg_shm_provider *slots,
+                              const struct tg_config *cfg)
+{
+    uint64_t i = 0;
+
+    while (i < g->n_providers) {
+        if (config_has_provider(cfg, slots[i].name))
+            i++;
+        else
+            slots[i] = slots[--g->n_providers];
+    }
+}
+
+/* At start only: slots the config no longer names are dropped, every lock
+ * is made new (a lock word left by a machine that crashed means nothing
+ * now), no probe is out and no worker runs. */
+static int compact_and_reset(struct tg_shm *shm, const struct tg_config *cfg)
+{
+    struct shm_geometry g = *geometry(shm->header);
+    struct tg_shm_team *teams = shm_slots(shm->header);
+    struct tg_shm_provider *providers = shm_providers(shm->header);
+    uint64_t i;
+
+    compact_teams(&g, teams, cfg);
+    compact_providers(&g, providers, cfg);
     commit_geometry(shm->header, g);
     for (i = 0; i < g.n_teams; i++)
-        if (tg_shm_team_init_lock(&slots[i]) != 0)
+        if (tg_shm_lock_init(&teams[i].lock) != 0)
             return TG_ERROR;
+    for (i = 0; i < g.n_providers; i++) {
+        if (tg_shm_lock_init(&providers[i].lock) != 0)
+            return TG_ERROR;
+        tg_shm_health_reset_leases(&providers[i]);
+    }
+    tg_shm_workers_reset(shm->header);
     return TG_OK;
 }
 
@@ -228,6 +291,7 @@ struct tg_shm *tg_shm_open(const struct tg_config *cfg, char *err,
 
     if (shm == NULL)
         return snprintf(err, err_cap, "out of memory"), NULL;
+    shm->worker_slot = -1;
     shm->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (shm->fd < 0 || fstat(shm->fd, &st) != 0) {
         snprintf(err, err_cap, "state_file %s: %s", path, strerror(errno));
@@ -299,7 +363,7 @@ static struct tg_shm_team *add_slot(struct tg_shm *shm, const char *name)
 
     memset(t, 0, sizeof(*t));
     snprintf(t->name, sizeof(t->name), "%s", name);
-    if (tg_shm_team_init_lock(t) != 0)
+    if (tg_shm_lock_init(&t->lock) != 0)
         return NULL;
     g.n_teams++;
     commit_geometry(shm->header, g);
@@ -317,8 +381,71 @@ static uint64_t count_new_teams(struct tg_shm *shm, const struct tg_config *cfg)
     return n;
 }
 
-int tg_shm_configure(struct tg_shm *shm, const struct tg_config *cfg, char *err,
-                     size_t err_cap)
+static struct tg_shm_provider *find_provider(struct tg_shm *shm,
+                                             const char *name)
+{
+    const struct shm_geometry *g = geometry(shm->header);
+    struct tg_shm_provider *slots = shm_providers(shm->header);
+    uint64_t i;
+
+    for (i = 0; i < g->n_providers; i++)
+        if (strcmp(slots[i].name, name) == 0)
+            return &slots[i];
+    return NULL;
+}
+
+/* Like add_slot: a new provider starts closed, with no history. */
+static struct tg_shm_provider *add_provider(struct tg_shm *shm,
+                                            const char *name)
+{
+    struct shm_geometry g = *geometry(shm->header);
+    struct tg_shm_provider *p = &shm_providers(shm->header)[g.n_providers];
+
+    memset(p, 0, sizeof(*p));
+    snprintf(p->name, sizeof(p->name), "%s", name);
+    if (tg_shm_lock_init(&p->lock) != 0)
+        return NULL;
+    g.n_providers++;
+    commit_geometry(shm->header, g);
+    return p;
+}
+
+/* A slot per configured provider, into *of; the health of a provider the
+ * previous config had too is kept. Checks for room before changing
+ * anything. */
+static int configure_providers(struct tg_shm *shm, const struct tg_config *cfg,
+                               struct tg_shm_provider ***of, char *err,
+                               size_t err_cap)
+{
+    uint64_t in_use = geometry(shm->header)->n_providers, need = in_use;
+    struct tg_shm_provider **slots;
+    size_t i;
+
+    for (i = 0; i < cfg->n_providers; i++)
+        need += find_provider(shm, cfg->providers[i].name) == NULL;
+    if (need > TG_CFG_MAX_PROVIDERS)
+        return fail(err, err_cap,
+                    "the state file has room for %d providers and %llu are "
+                    "in use (a removed provider keeps its slot until a full "
+                    "restart)",
+                    TG_CFG_MAX_PROVIDERS, (unsigned long long)in_use);
+    slots = calloc(cfg->n_providers + 1, sizeof(*slots));
+    if (slots == NULL)
+        return fail(err, err_cap, "out of memory");
+    for (i = 0; i < cfg->n_providers; i++) {
+        slots[i] = find_provider(shm, cfg->providers[i].name);
+        if (slots[i] == NULL &&
+            (slots[i] = add_provider(shm, cfg->providers[i].name)) == NULL) {
+            free(slots);
+            return fail(err, err_cap, "cannot initialise a provider lock");
+        }
+    }
+    *of = slots;
+    return TG_OK;
+}
+
+static int configure_teams(struct tg_shm *shm, const struct tg_config *cfg,
+                           char *err, size_t err_cap)
 {
     uint64_t need = geometry(shm->header)->n_teams + count_new_teams(shm, cfg);
     struct tg_shm_team **slot_of = calloc(cfg->n_teams + 1, sizeof(*slot_of));
@@ -349,6 +476,28 @@ int tg_shm_configure(struct tg_shm *shm, const struct tg_config *cfg, char *err,
     return TG_OK;
 }
 
+int tg_shm_configure(struct tg_shm *shm, const struct tg_config *cfg, char *err,
+                     size_t err_cap)
+{
+    struct tg_shm_provider **provider_of;
+
+    if (configure_providers(shm, cfg, &provider_of, err, err_cap) != TG_OK)
+        return TG_ERROR;
+    if (configure_teams(shm, cfg, err, err_cap) != TG_OK) {
+        free(provider_of);
+        return TG_ERROR;
+    }
+    free(shm->provider_of);
+    shm->provider_of = provider_of;
+    shm->n_provider_of = cfg->n_providers;
+    return TG_OK;
+}
+
+struct tg_shm_provider *tg_shm_provider(const struct tg_shm *shm, size_t index)
+{
+    return index < shm->n_provider_of ? shm->provider_of[index] : NULL;
+}
+
 struct tg_shm_team *tg_shm_team(const struct tg_shm *shm, size_t index)
 {
     return index < shm->n_slot_of ? shm->slot_of[index] : NULL;
@@ -365,5 +514,6 @@ void tg_shm_close(struct tg_shm *shm)
     if (shm->fd >= 0)
         close(shm->fd);
     free(shm->slot_of);
+    free(shm->provider_of);
     free(shm);
 }

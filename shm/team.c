@@ -10,20 +10,13 @@
  * The lock is held for a few hundred nanoseconds, per team, so workers of
  * different teams never meet.
  *
- * Why it survives SIGKILL at any instruction: the mutex is robust, so the
- * next process to lock it after its owner died gets EOWNERDEAD instead of
- * waiting forever; and the owner only ever wrote the inactive copy of the
- * state before its single-store commit (see layout.h), so the current copy
- * is exactly what the last completed operation left. Recovery is therefore
- * just pthread_mutex_consistent: there is nothing to repair.
+ * Crash safety comes from the slot lock; see slot.c.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "layout.h"
-#include "tg_log.h"
 
 int64_t tg_shm_now_ns(void)
 {
@@ -33,54 +26,15 @@ int64_t tg_shm_now_ns(void)
     return (int64_t)ts.tv_sec * TG_NS_PER_S + ts.tv_nsec;
 }
 
-int tg_shm_team_init_lock(struct tg_shm_team *t)
+static struct team_state *begin(struct tg_shm_team *t)
 {
-    pthread_mutexattr_t attr;
-    int rc;
-
-    if (pthread_mutexattr_init(&attr) != 0)
-        return -1;
-    rc = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED) ||
-         pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST) ||
-         pthread_mutex_init(&t->lock, &attr);
-    pthread_mutexattr_destroy(&attr);
-    return rc ? -1 : 0;
+    return tg_shm_lock_begin(&t->lock, t->state, sizeof(t->state[0]), "team",
+                             t->name);
 }
 
-/*
- * Locks t and returns the copy to write: the inactive one, filled with the
- * current state. The caller changes it and calls tg_shm_team_commit.
- */
-struct team_state *tg_shm_team_begin(struct tg_shm_team *t)
+static void commit(struct tg_shm_team *t)
 {
-    int rc = pthread_mutex_lock(&t->lock);
-    uint32_t cur;
-
-    if (rc == EOWNERDEAD) {
-        /* The owner died; the current copy is consistent (see above). */
-        pthread_mutex_consistent(&t->lock);
-        tg_log_warn("state of team %s: recovered the lock of a process "
-                    "that died holding it",
-                    t->name);
-    } else if (rc != 0) {
-        tg_log_error("state of team %s: lock failed: %s", t->name,
-                     strerror(rc));
-        abort();
-    }
-    cur = atomic_load_explicit(&t->state_index, memory_order_relaxed) & 1;
-    t->state[cur ^ 1] = t->state[cur];
-    return &t->state[cur ^ 1];
-}
-
-/* Publishes the copy tg_shm_team_begin returned, then unlocks. The release
- * store orders every write to that copy before the flip. */
-void tg_shm_team_commit(struct tg_shm_team *t)
-{
-    uint32_t cur =
-        atomic_load_explicit(&t->state_index, memory_order_relaxed) & 1;
-
-    atomic_store_explicit(&t->state_index, cur ^ 1, memory_order_release);
-    pthread_mutex_unlock(&t->lock);
+    tg_shm_lock_commit(&t->lock);
 }
 
 static int64_t ns_to_ms_up(int64_t ns)
@@ -133,7 +87,7 @@ static enum tg_admit decide(struct team_state *s, int64_t tokens,
 enum tg_admit tg_shm_take(struct tg_shm_team *t, int64_t tokens, int64_t now_ns,
                           struct tg_quota *q)
 {
-    struct team_state *s = tg_shm_team_begin(t);
+    struct team_state *s = begin(t);
     enum tg_admit result;
     int64_t retry;
 
@@ -144,48 +98,48 @@ enum tg_admit tg_shm_take(struct tg_shm_team *t, int64_t tokens, int64_t now_ns,
     retry = q->retry_after_s;
     fill_quota(s, q);
     q->retry_after_s = retry;
-    tg_shm_team_commit(t);
+    commit(t);
     return result;
 }
 
 void tg_shm_settle(struct tg_shm_team *t, int64_t reserved, int64_t used,
                    int64_t cost_nano_usd, int64_t now_ns)
 {
-    struct team_state *s = tg_shm_team_begin(t);
+    struct team_state *s = begin(t);
 
     tg_bucket_refill(&s->tokens, s->tpm, now_ns);
     tg_bucket_put(&s->tokens, s->tpm, reserved - used);
     s->spend_nano_usd += cost_nano_usd;
-    tg_shm_team_commit(t);
+    commit(t);
 }
 
 bool tg_shm_debit(struct tg_shm_team *t, int64_t amount, int64_t *balance)
 {
-    struct team_state *s = tg_shm_team_begin(t);
+    struct team_state *s = begin(t);
     bool is_covered = amount >= 0 && s->credits_micro >= amount;
 
     if (is_covered)
         s->credits_micro -= amount;
     *balance = s->credits_micro;
-    tg_shm_team_commit(t);
+    commit(t);
     return is_covered;
 }
 
 int64_t tg_shm_credit(struct tg_shm_team *t, int64_t amount)
 {
-    struct team_state *s = tg_shm_team_begin(t);
+    struct team_state *s = begin(t);
     int64_t balance;
 
     s->credits_micro += amount;
     balance = s->credits_micro;
-    tg_shm_team_commit(t);
+    commit(t);
     return balance;
 }
 
 void tg_shm_read(struct tg_shm_team *t, int64_t now_ns,
                  struct tg_shm_team_view *out)
 {
-    struct team_state *s = tg_shm_team_begin(t);
+    struct team_state *s = begin(t);
 
     tg_bucket_refill(&s->requests, s->rpm, now_ns);
     tg_bucket_refill(&s->tokens, s->tpm, now_ns);
@@ -197,7 +151,7 @@ void tg_shm_read(struct tg_shm_team *t, int64_t now_ns,
     out->grant_micro = s->grant_micro;
     out->spend_nano_usd = s->spend_nano_usd;
     out->budget_nano_usd = s->budget_nano_usd;
-    tg_shm_team_commit(t);
+    commit(t);
 }
 
 static int64_t to_micro_credits(double credits)
@@ -215,7 +169,7 @@ void tg_shm_team_set_limits(struct tg_shm_team *t,
                             const struct tg_team *cfg_team, bool is_new,
                             int64_t now_ns)
 {
-    struct team_state *s = tg_shm_team_begin(t);
+    struct team_state *s = begin(t);
     int64_t grant = to_micro_credits(cfg_team->credits);
 
     if (is_new) {
@@ -240,5 +194,5 @@ void tg_shm_team_set_limits(struct tg_shm_team *t,
             ? -1
             : (int64_t)(cfg_team->max_budget_usd * (double)TG_SHM_NANO_USD +
                         0.5);
-    tg_shm_team_commit(t);
+    commit(t);
 }

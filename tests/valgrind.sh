@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Runs tollgate under valgrind (one worker), sends a mix of requests (plain,
-# streamed, refused, malformed), stops it, and fails if any process leaked
-# or made a memory error. A leak per request shows up as "definitely lost".
+# streamed, refused, malformed, falling back from a provider nobody listens
+# for, then skipping it while it cools down), stops it, and fails if any
+# process leaked or made a memory error. A leak per request shows up as
+# "definitely lost".
 set -euo pipefail
 bin=$(realpath "${TG_BIN:-build/tollgate}")
 dir=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 18931)
+# A port nothing listens on: the provider that is always down.
+dead_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 18932)
 pid=
 cleanup() { [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null; rm -rf "$dir"; }
 trap cleanup EXIT
@@ -13,6 +17,10 @@ trap cleanup EXIT
 sed -e 's/^workers: .*/workers: 1/' \
     -e "s#^state_file: .*#state_file: $dir/state#" \
     -e "s/\"127.0.0.1:8000\"/\"127.0.0.1:$port\"/" \
+    -e "s#^usage_log: .*#usage_log: $dir/usage.log#" \
+    -e "s#^  local: .*#  local: { type: openai, base_url: http://127.0.0.1:$dead_port/v1 }#" \
+    -e 's/^models:$/models:\n  vg-dead: { provider: local, model: dead }/' \
+    -e 's/^model_groups:$/model_groups:\n  VgGroup: { primary: vg-dead, fallbacks: [mock-echo] }/' \
     config/tollgate.yaml > "$dir/tollgate.yaml"
 valgrind --leak-check=full --show-leak-kinds=definite,indirect \
   --errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
@@ -32,8 +40,14 @@ for _ in $(seq 1 25); do
   curl -s -o /dev/null "$url/v1/chat/completions" -H "$key" -d '{"messages":'
   curl -s -o /dev/null "$url/v1/models" -H "$key"
   curl -s -o /dev/null "$url/nowhere"
+  curl -s -o /dev/null "$url/v1/chat/completions" -H "$key" \
+    -d '{"model":"VgGroup","messages":[{"role":"user","content":"fall back"}]}'
+  curl -s -o /dev/null "$url/v1/chat/completions" -H "$key" \
+    -d '{"model":"vg-dead","messages":[{"role":"user","content":"503"}]}'
   curl -s -o /dev/null "$url/healthz" -H "X-Big: $(head -c 20000 /dev/zero | tr '\0' y)"
 done
+grep -q '"upstream_model":"dead"' "$dir/usage.log" ||
+  { echo "valgrind: the failed attempts are not in the usage log"; exit 1; }
 kill -TERM "$pid"
 wait "$pid" || true
 pid=

@@ -87,8 +87,10 @@ static const char *presented_key(struct evhttp_request *http,
     return v != NULL && *v ? v : NULL;
 }
 
+/* The team of a key, and in *key_id what logs may name it by: the start
+ * of its hash, which identifies it without revealing it. */
 static const struct tg_team *team_of_key(const struct tg_worker *w,
-                                         const char *key)
+                                         const char *key, const char **key_id)
 {
     const struct tg_config *cfg = w->cfg;
     char hash[TG_KEY_HASH_LEN + 1];
@@ -96,12 +98,17 @@ static const struct tg_team *team_of_key(const struct tg_worker *w,
     size_t n = strlen(key), token_len = strlen(cfg->auth.secret_token);
 
     if (token_len > 0 && n == token_len &&
-        CRYPTO_memcmp(key, cfg->auth.secret_token, n) == 0)
+        CRYPTO_memcmp(key, cfg->auth.secret_token, n) == 0) {
+        *key_id = "secret_token";
         return cfg->auth.secret_token_team;
+    }
     tg_cfg_hash_key(key, n, hash);
     hit = bsearch(&probe, w->auth->entries, w->auth->n,
                   sizeof(*w->auth->entries), entry_cmp);
-    return hit ? hit->team : NULL;
+    if (hit == NULL)
+        return NULL;
+    *key_id = hit->hash + strlen("sha256:");
+    return hit->team;
 }
 
 int tg_auth_check(struct tg_req *r)
@@ -124,7 +131,7 @@ int tg_auth_check(struct tg_req *r)
                     "'Authorization: Bearer <key>' or 'X-API-Key: <key>'.");
         return TG_ERROR;
     }
-    r->team = team_of_key(r->worker, key);
+    r->team = team_of_key(r->worker, key, &r->key_id);
     if (r->team == NULL) {
         tg_req_fail(r, 401, "invalid_api_key", "Incorrect API key provided.");
         return TG_ERROR;

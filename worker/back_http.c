@@ -249,6 +249,7 @@ static void on_head(void *ctx, int status, struct evkeyvalq *headers)
 
     w->status = status;
     w->retry_after_ms = retry_after_ms(headers);
+    w->call->first_byte_us = tg_now_us();
 }
 
 static int on_body(void *ctx, const char *data, size_t len)

@@ -123,6 +123,8 @@ static void mock_release(struct mock_call *m)
 
 static int emit(struct mock_call *m, const struct tg_event *ev)
 {
+    if (m->call->first_byte_us == 0)
+        m->call->first_byte_us = tg_now_us();
     return m->call->on_event(m->call, ev);
 }
 

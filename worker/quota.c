@@ -159,8 +159,7 @@ int tg_quota_admit(struct tg_req *r)
     return TG_OK;
 }
 
-/* Nano-USD for usage at the model's prices (USD per million tokens). */
-static int64_t cost_of(const struct tg_model *m, const struct tg_usage *u)
+int64_t tg_quota_cost(const struct tg_model *m, const struct tg_usage *u)
 {
     double usd = ((double)u->prompt_tokens * m->input_usd_per_mtok +
                   (double)u->completion_tokens * m->output_usd_per_mtok) /
@@ -169,18 +168,25 @@ static int64_t cost_of(const struct tg_model *m, const struct tg_usage *u)
     return (int64_t)(usd * (double)TG_SHM_NANO_USD + 0.5);
 }
 
-void tg_quota_settle(struct tg_req *r)
+struct tg_usage tg_quota_used(const struct tg_req *r)
 {
     struct tg_usage used = r->usage;
 
-    if (r->slot == NULL)
-        return;
     if (!r->has_usage && r->streamed_chars > 0) {
         used.prompt_tokens = tg_quota_estimate_prompt(&r->chat);
         used.completion_tokens = tokens_of_chars(r->streamed_chars);
     }
+    return used;
+}
+
+void tg_quota_settle(struct tg_req *r)
+{
+    struct tg_usage used = tg_quota_used(r);
+
+    if (r->slot == NULL)
+        return;
     tg_shm_settle(r->slot, r->reserved,
                   used.prompt_tokens + used.completion_tokens,
-                  cost_of(r->model, &used), tg_shm_now_ns());
+                  tg_quota_cost(r->model, &used), tg_shm_now_ns());
     r->slot = NULL;
 }

@@ -35,14 +35,6 @@
 #define RETRY_MAX_BACKOFF_MS 2000
 #define RETRY_MAX_AFTER_MS   5000
 
-int64_t tg_now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 void tg_req_header(struct tg_req *r, const char *name, const char *value)
 {
     if (r->http != NULL)
@@ -139,33 +131,6 @@ static int req_authorize(struct tg_req *r)
         return TG_ERROR;
     }
     return TG_OK;
-}
-
-/* The i-th candidate: the model, or a group's primary then its fallbacks
- * in order; NULL past the last. */
-static const struct tg_model *candidate(const struct tg_req *r, int i)
-{
-    const struct tg_model_group *g = r->target.group;
-
-    if (g == NULL)
-        return i == 0 ? r->target.model : NULL;
-    if (i == 0)
-        return g->primary;
-    return (size_t)i <= g->n_fallbacks ? g->fallbacks[i - 1] : NULL;
-}
-
-/* Moves to the next candidate, if there is one. */
-static bool fail_over(struct tg_req *r)
-{
-    const struct tg_model *next = candidate(r, r->n_fallbacks + 1);
-
-    if (next == NULL)
-        return false;
-    r->n_fallbacks++;
-    r->model = next;
-    r->n_retries = 0;
-    r->candidate_started_us = tg_now_us();
-    return true;
 }
 
 static void req_call(struct tg_req *r);
@@ -304,6 +269,7 @@ static void stream_end(struct tg_req *r)
 static void call_ended(struct tg_req *r, const struct tg_event *ev)
 {
     r->is_call_running = false;
+    tg_route_attempt_end(r, ev);
     if (r->is_client_gone) {
         tg_http_finish(r);
         return;
@@ -318,7 +284,7 @@ static void call_ended(struct tg_req *r, const struct tg_event *ev)
     }
     if (ev->type == TG_EV_ERROR && ev->may_fail_over && retry_later(r, ev))
         return;
-    if (ev->type == TG_EV_ERROR && ev->may_fail_over && fail_over(r)) {
+    if (ev->type == TG_EV_ERROR && ev->may_fail_over && tg_route_fail_over(r)) {
         tg_log_info("%s: %.*s; trying %s", r->id, (int)ev->text.len,
                     ev->text.ptr, r->model->name);
         req_call(r);
@@ -369,24 +335,29 @@ static int on_call_event(struct tg_call *call, const struct tg_event *ev)
     return TG_OK;
 }
 
+/* What an attempt before this one collected is not part of the answer. */
+static void attempt_reset(struct tg_req *r)
+{
+    answer_release(&r->answer);
+    r->answer.stop_reason = 0;
+    r->answer.has_failed = false;
+    r->answer.text = evbuffer_new();
+    r->usage = (struct tg_usage){0};
+    r->has_usage = false;
+    r->streamed_chars = 0;
+    r->call.first_byte_us = 0;
+}
+
 /* Step "call": start the serving candidate's provider. */
 static void req_call(struct tg_req *r)
 {
-    const struct tg_back *back = tg_back_for(r->model->provider->type);
+    const struct tg_back *back;
     int rc;
 
-    /* A disabled provider fails this candidate at once. */
-    while (!r->model->provider->is_enabled || back == NULL) {
-        if (!fail_over(r)) {
-            tg_req_fail(r, 503, "provider_unavailable",
-                        "the provider '%s' of model '%s' is not available",
-                        r->model->provider->name, r->model->name);
-            return;
-        }
-        back = tg_back_for(r->model->provider->type);
-    }
-    if (r->answer.text == NULL)
-        r->answer.text = evbuffer_new();
+    if (tg_route_enter(r) != TG_OK)
+        return;
+    back = tg_back_for(r->model->provider->type);
+    attempt_reset(r);
     r->call.base = r->worker->base;
     r->call.chat = &r->chat;
     r->call.model = r->model;
@@ -394,6 +365,8 @@ static void req_call(struct tg_req *r)
     r->call.on_event = on_call_event;
     r->call.ctx = r;
     rc = r->answer.text == NULL ? TG_NOMEM : back->start(&r->call);
+    if (rc != TG_OK)
+        tg_route_attempt_cancel(r);
     if (rc == TG_DECLINED) {
         tg_req_fail(r, 400, "unsupported_request",
                     "the request cannot be expressed in the %s format of "
@@ -409,12 +382,13 @@ static void req_call(struct tg_req *r)
     r->is_call_running = true;
 }
 
-/* Resolving comes before admission so that a request naming no valid
- * model is refused without touching the team's quota. */
+/* Resolving, and finding every candidate cooling down, come before
+ * admission, so that a request refused for them leaves the team's quota
+ * untouched. */
 void tg_req_run_chat(struct tg_req *r)
 {
     if (req_resolve(r) != TG_OK || req_authorize(r) != TG_OK ||
-        tg_quota_admit(r) != TG_OK)
+        tg_route_check(r) != TG_OK || tg_quota_admit(r) != TG_OK)
         return;
     req_call(r);
 }
@@ -429,6 +403,7 @@ void tg_req_client_gone(struct tg_req *r)
         back = tg_back_for(r->model->provider->type);
         back->cancel(&r->call);
         r->is_call_running = false;
+        tg_route_attempt_end(r, NULL);
     }
     tg_http_finish(r);
 }

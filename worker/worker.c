@@ -55,6 +55,14 @@ static uint64_t next_random(uint64_t *s)
     return z ^ (z >> 31);
 }
 
+int64_t tg_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 uint64_t tg_worker_random(struct tg_worker *w)
 {
     return next_random(&w->id_state[0]);
@@ -146,8 +154,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     } else if (sig == SIGTERM) {
         drain(w, w->cfg->shutdown_timeout_s, 0);
     } else if (sig == SIGUSR1) {
-        tg_access_log_close(w);
-        tg_access_log_open(w);
+        tg_logfile_reopen(&w->access_log);
+        tg_logfile_reopen(&w->usage_log);
     }
 }
 
@@ -208,7 +216,8 @@ static void worker_free(struct tg_worker *w, struct event **events)
     free(w->bound);
     tg_upstream_free(w->upstream);
     tg_auth_free(w->auth);
-    tg_access_log_close(w);
+    tg_logfile_close(&w->access_log);
+    tg_logfile_close(&w->usage_log);
     if (w->base != NULL)
         event_base_free(w->base);
 }
@@ -221,7 +230,8 @@ int tg_worker_run(const struct tg_config *cfg, struct tg_shm *shm,
                           .shm = shm,
                           .generation = generation,
                           .config_loaded_at = loaded_at,
-                          .access_log_fd = -1};
+                          .access_log = TG_LOGFILE_INIT("access_log"),
+                          .usage_log = TG_LOGFILE_INIT("usage_log")};
     struct event *events[N_SIGNALS] = {0};
     int status = TG_EXIT_FATAL;
 
@@ -237,7 +247,8 @@ int tg_worker_run(const struct tg_config *cfg, struct tg_shm *shm,
         tg_log_error("worker could not start");
         goto out;
     }
-    tg_access_log_open(&w);
+    tg_logfile_open(&w.access_log, cfg->access_log);
+    tg_logfile_open(&w.usage_log, cfg->usage_log);
     event_base_dispatch(w.base);
     status = 0;
 out:

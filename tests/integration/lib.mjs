@@ -45,6 +45,7 @@ listen: ["127.0.0.1:${port}"]
 workers: ${o.workers ?? 2}
 state_file: ${dir}/tollgate.state
 access_log: "${o.accessLog ?? `${dir}/access.log`}"
+usage_log: "${o.usageLog ?? `${dir}/usage.log`}"
 pid_file: ${dir}/tollgate.pid
 shutdown_timeout_s: ${o.shutdownTimeout ?? 5}
 limits:
@@ -56,6 +57,9 @@ auth:
   secret_token: "${SECRET_TOKEN}"
   secret_token_team: team-b
 default_model: ${o.defaultModel ?? 'mock-echo'}
+# Breakers stay closed unless a test is about them: fault tests fail the
+# same provider many times on purpose.
+health: { allowed_fails: ${o.allowedFails ?? 1000}, cooldown_s: ${o.cooldownS ?? 30} }
 defaults: { rpm: ${o.rpm ?? 1000000}, tpm: ${o.tpm ?? 1000000000}, credits: 100 }
 providers:
   mock: { type: mock }

@@ -221,7 +221,7 @@ test('foreign_or_corrupt_state_file_is_refused_unchanged', async (t) => {
   cases.push([good.subarray(0, good.length - 1), /size .* does not match its header/]);
   const badGeometry = Buffer.from(good);
   badGeometry[40] ^= 0xff;
-  badGeometry[72] ^= 0xff;
+  badGeometry[88] ^= 0xff; // the same field of the second copy
   cases.push([badGeometry, /header is corrupt/]);
   for (const [bytes, why] of cases) {
     const { cfg, state } = writeConfigFor(dir, bytes);

@@ -956,6 +956,25 @@ Test(errors, duplicate_mapping_keys)
                  "(first at 3:5)");
 }
 
+/* The state file has a fixed number of provider slots. */
+Test(errors, too_many_providers)
+{
+    char yaml[16384];
+    size_t used = 0;
+    int i;
+
+    used += (size_t)snprintf(yaml, sizeof(yaml), "providers:\n");
+    for (i = 0; i <= TG_CFG_MAX_PROVIDERS; i++)
+        used += (size_t)snprintf(yaml + used, sizeof(yaml) - used,
+                                 "  p%d: {type: mock}\n", i);
+    expect_error(yaml, "t.yaml:2:3: error: providers has 129 entries; at most "
+                       "128 are allowed");
+    cleanup();
+    yaml[used - strlen("  p128: {type: mock}\n")] = '\0';
+    load_ok(yaml);
+    cr_assert_eq(cfg->n_providers, TG_CFG_MAX_PROVIDERS);
+}
+
 Test(errors, every_error_is_reported_in_one_load)
 {
     load("workers: 0\n"

@@ -5,12 +5,10 @@
  * reload, growth, refusal of foreign files, the lock against a second
  * gateway, dropping removed teams).
  *
- * Workers are fork()ed children sharing the mapping as real workers do; they
- * report through shared anonymous memory and their exit status, never through
- * Criterion. Exact checks pass fixed timestamps (see hour_ahead_ns).
+ * Workers are fork()ed children sharing the mapping as real workers do (see
+ * shm_harness.h). Exact checks pass fixed timestamps (see hour_ahead_ns).
  */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -18,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -28,73 +25,18 @@
 #include "tg_config.h"
 #include "tg_shm.h"
 
-#define SHM_TEST_MAX_CONFIGS    16
-#define SHM_TEST_CHILD_ORPHANED 120 /* the test died before the child ran */
+#include "shm_harness.h"
 
-struct shm_fixture {
-    char dir[64];
-    char state_file[128];
-    struct tg_config *configs[SHM_TEST_MAX_CONFIGS];
-    size_t n_configs;
-    struct tg_shm *open_segment; /* closed by the teardown if a test fails */
-};
-
-static struct shm_fixture fx;
-
-static void fixture_setup(void)
-{
-    memset(&fx, 0, sizeof(fx));
-    snprintf(fx.dir, sizeof(fx.dir), "/tmp/tg-test-shm-XXXXXX");
-    cr_assert_not_null(mkdtemp(fx.dir), "mkdtemp: %s", strerror(errno));
-    snprintf(fx.state_file, sizeof(fx.state_file), "%s/state", fx.dir);
-}
-
-static void fixture_teardown(void)
-{
-    DIR *d = opendir(fx.dir);
-    struct dirent *e;
-    char path[512];
-    size_t i;
-
-    tg_shm_close(fx.open_segment);
-    for (i = 0; i < fx.n_configs; i++)
-        tg_cfg_free(fx.configs[i]);
-    while (d != NULL && (e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", fx.dir, e->d_name);
-        unlink(path);
-    }
-    if (d != NULL)
-        closedir(d);
-    rmdir(fx.dir);
-}
+#define TEAMS_HEAD                                 \
+    "providers: {mock: {type: mock}}\n"            \
+    "models: {m: {provider: mock, model: echo}}\n" \
+    "teams:\n"
 
 /* A config whose state file is the fixture's and whose `teams:` mapping is
  * `teams_yaml` (lines indented by two spaces). Freed by the teardown. */
 static struct tg_config *load_teams(const char *teams_yaml)
 {
-    static const char head[] = "state_file: %s\n"
-                               "providers: {mock: {type: mock}}\n"
-                               "models: {m: {provider: mock, model: echo}}\n"
-                               "teams:\n%s";
-    size_t cap = sizeof(head) + strlen(fx.state_file) + strlen(teams_yaml);
-    char *yaml = malloc(cap);
-    struct tg_cfg_diags diags = {0};
-    struct tg_config *cfg;
-    size_t i;
-
-    cr_assert_not_null(yaml);
-    snprintf(yaml, cap, head, fx.state_file, teams_yaml);
-    cfg = tg_cfg_load_string("shm.yaml", yaml, strlen(yaml), &diags);
-    for (i = 0; i < diags.n && cfg == NULL; i++)
-        cr_log_error("%s", diags.items[i].text);
-    tg_cfg_diags_free(&diags);
-    free(yaml);
-    cr_assert_not_null(cfg, "the test config does not load");
-    cr_assert_lt(fx.n_configs, SHM_TEST_MAX_CONFIGS);
-    fx.configs[fx.n_configs++] = cfg;
-    return cfg;
+    return shm_test_load_config(TEAMS_HEAD, teams_yaml);
 }
 
 /* A config of one team, t1, with these limits and credit grant. */
@@ -106,35 +48,6 @@ static struct tg_config *load_team_t1(int64_t rpm, int64_t tpm, int64_t credits)
              "  t1: {rpm: %lld, tpm: %lld, credits: %lld}\n", (long long)rpm,
              (long long)tpm, (long long)credits);
     return load_teams(yaml);
-}
-
-/* tg_shm_open then tg_shm_configure, both of which must succeed. */
-static struct tg_shm *open_configured(const struct tg_config *cfg)
-{
-    char err[512] = "";
-    struct tg_shm *shm = tg_shm_open(cfg, err, sizeof(err));
-
-    cr_assert_not_null(shm, "tg_shm_open: %s", err);
-    cr_assert_null(fx.open_segment, "a test opens one segment at a time");
-    fx.open_segment = shm;
-    cr_assert_eq(tg_shm_configure(shm, cfg, err, sizeof(err)), 0,
-                 "tg_shm_configure: %s", err);
-    return shm;
-}
-
-static void close_segment(struct tg_shm *shm)
-{
-    cr_assert_eq(shm, fx.open_segment);
-    fx.open_segment = NULL;
-    tg_shm_close(shm);
-}
-
-static void configure(struct tg_shm *shm, const struct tg_config *cfg)
-{
-    char err[512] = "";
-
-    cr_assert_eq(tg_shm_configure(shm, cfg, err, sizeof(err)), 0,
-                 "tg_shm_configure: %s", err);
 }
 
 /* The slot of the team called `name` in the config last configured. */
@@ -172,118 +85,6 @@ static struct tg_shm_team_view frozen_view(struct tg_shm_team *t)
     return v;
 }
 
-/* Zero-filled memory shared with forked children (MAP_SHARED anonymous). */
-static void *shared_alloc(size_t size)
-{
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-
-    cr_assert_neq(p, MAP_FAILED, "mmap: %s", strerror(errno));
-    return p;
-}
-
-/* Forks a worker running body(index, arg) then _exit(0); body may _exit
- * with another status to report a failure. */
-static pid_t spawn(void (*body)(int index, void *arg), int index, void *arg)
-{
-    pid_t parent = getpid();
-    pid_t pid = fork();
-
-    cr_assert_neq(pid, -1, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(SHM_TEST_CHILD_ORPHANED);
-        body(index, arg);
-        _exit(0);
-    }
-    return pid;
-}
-
-static int wait_status(pid_t pid)
-{
-    int status;
-
-    while (waitpid(pid, &status, 0) < 0)
-        cr_assert_eq(errno, EINTR, "waitpid: %s", strerror(errno));
-    return status;
-}
-
-/*
- * A start line for workers, so that they run at the same time rather than
- * one after the other as they are forked: each waits in gate_pass until the
- * parent calls gate_open (a pipe whose write end the parent then closes).
- */
-struct gate {
-    int fds[2];
-};
-
-static void gate_init(struct gate *g)
-{
-    cr_assert_eq(pipe(g->fds), 0, "pipe: %s", strerror(errno));
-}
-
-/* In a worker: returns once the parent opened the gate. */
-static void gate_pass(struct gate *g)
-{
-    char byte;
-
-    close(g->fds[1]);
-    if (read(g->fds[0], &byte, 1) != 0)
-        _exit(SHM_TEST_CHILD_ORPHANED);
-    close(g->fds[0]);
-}
-
-static void gate_open(struct gate *g)
-{
-    close(g->fds[1]);
-    close(g->fds[0]);
-}
-
-/* Waits for a worker that must have exited with status 0. */
-static void expect_clean_exit(pid_t pid, const char *what)
-{
-    int status = wait_status(pid);
-
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: %s %d", what,
-              WIFEXITED(status) ? "exited with status" : "killed by signal",
-              WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-}
-
-#define SHM_TEST_MAX_WORKERS 16
-
-struct gated {
-    struct gate gate;
-    void (*body)(int index, void *arg);
-    void *arg;
-};
-
-static void run_gated(int index, void *arg)
-{
-    struct gated *g = arg;
-
-    gate_pass(&g->gate);
-    g->body(index, g->arg);
-}
-
-/* Runs body(i, arg) for i in [0, n) in n workers started together; each
- * must exit with status 0. */
-static void run_workers(int n, void (*body)(int index, void *arg), void *arg,
-                        const char *what)
-{
-    struct gated g = {.body = body, .arg = arg};
-    pid_t pids[SHM_TEST_MAX_WORKERS];
-    int i;
-
-    cr_assert_leq(n, SHM_TEST_MAX_WORKERS);
-    gate_init(&g.gate);
-    for (i = 0; i < n; i++)
-        pids[i] = spawn(run_gated, i, &g);
-    gate_open(&g.gate);
-    for (i = 0; i < n; i++)
-        expect_clean_exit(pids[i], what);
-}
-
 /* The whole content of a file (malloc'd; *len set). */
 static unsigned char *read_whole(const char *path, size_t *len)
 {
@@ -310,9 +111,9 @@ static void write_whole(const char *path, const void *data, size_t len)
     close(fd);
 }
 
-TestSuite(shm_exact, .init = fixture_setup, .fini = fixture_teardown);
-TestSuite(shm_crash, .init = fixture_setup, .fini = fixture_teardown);
-TestSuite(shm_file, .init = fixture_setup, .fini = fixture_teardown);
+TestSuite(shm_exact, .init = shm_test_setup, .fini = shm_test_teardown);
+TestSuite(shm_crash, .init = shm_test_setup, .fini = shm_test_teardown);
+TestSuite(shm_file, .init = shm_test_setup, .fini = shm_test_teardown);
 
 /* ---- shm_exact: arithmetic shared by concurrent workers ---------------- */
 
@@ -350,18 +151,20 @@ static void take_for_a_while(int index, void *arg)
     } while (now - start < RPM_RUN_NS);
 }
 
-Test(shm_exact, rpm_admits_capacity_plus_refill_across_processes, .timeout = 30)
+Test(shm_exact, rpm_admits_capacity_plus_refill_across_processes,
+     .timeout = SHM_TEST_TIMEOUT_S)
 {
     struct tg_config *cfg = load_team_t1(RPM_CAPACITY, 1000000000, 50);
-    struct tg_shm *shm = open_configured(cfg);
-    struct rpm_run run = {slot_of(shm, cfg, "t1"),
-                          shared_alloc(RPM_WORKERS * sizeof(*run.reports))};
+    struct tg_shm *shm = shm_test_open_configured(cfg);
+    struct rpm_run run = {
+        slot_of(shm, cfg, "t1"),
+        shm_test_shared_alloc(RPM_WORKERS * sizeof(*run.reports))};
     int64_t all_in = INT64_MIN, first_out = INT64_MAX, admitted = 0, odd = 0;
     int64_t t0, t1, window, lower, upper;
     int i;
 
     t0 = tg_shm_now_ns();
-    run_workers(RPM_WORKERS, take_for_a_while, &run, "rpm worker");
+    shm_test_run_workers(RPM_WORKERS, take_for_a_while, &run, "rpm worker");
     t1 = tg_shm_now_ns();
     for (i = 0; i < RPM_WORKERS; i++) {
         all_in =
@@ -397,7 +200,7 @@ Test(shm_exact, rpm_admits_capacity_plus_refill_across_processes, .timeout = 30)
                   "admitted %lld < %lld = rpm + what refilled in %.3f s - 1",
                   (long long)admitted, (long long)lower, (double)window / 1e9);
     munmap(run.reports, RPM_WORKERS * sizeof(*run.reports));
-    close_segment(shm);
+    shm_test_close_segment(shm);
 }
 
 /*
@@ -411,7 +214,7 @@ Test(shm_exact, refill_is_the_same_however_often_the_team_is_touched)
     struct tg_config *cfg =
         load_teams("  often: {rpm: 1, tpm: 10, credits: 0}\n"
                    "  once: {rpm: 1, tpm: 10, credits: 0}\n");
-    struct tg_shm *shm = open_configured(cfg);
+    struct tg_shm *shm = shm_test_open_configured(cfg);
     struct tg_shm_team *often = slot_of(shm, cfg, "often");
     struct tg_shm_team *once = slot_of(shm, cfg, "once");
     const int64_t step_ns = 59000, steps = 2000; /* 0.983 micro-requests */
@@ -434,14 +237,14 @@ Test(shm_exact, refill_is_the_same_however_often_the_team_is_touched)
                   (long long)step_ns, (long long)v_often.rpm_level_micro,
                   (long long)v_once.rpm_level_micro);
     cr_assert_leq(v_often.rpm_level_micro, v_once.rpm_level_micro);
-    close_segment(shm);
+    shm_test_close_segment(shm);
 }
 
 Test(shm_exact, late_operation_with_an_earlier_timestamp_refills_nothing_twice)
 {
     struct tg_config *cfg =
         load_teams("  t1: {rpm: 60, tpm: 1000, credits: 0}\n");
-    struct tg_shm *shm = open_configured(cfg);
+    struct tg_shm *shm = shm_test_open_configured(cfg);
     struct tg_shm_team *t1 = slot_of(shm, cfg, "t1");
     int64_t t = hour_ahead_ns();
     struct tg_quota q;
@@ -456,7 +259,7 @@ Test(shm_exact, late_operation_with_an_earlier_timestamp_refills_nothing_twice)
     /* Worker C at t + 1 s: that second was refilled and taken already. */
     cr_assert_eq(tg_shm_take(t1, 0, t + TG_NS_PER_S, &q), TG_ADMIT_RPM,
                  "the second before B's timestamp was refilled twice");
-    close_segment(shm);
+    shm_test_close_segment(shm);
 }
 
 #define TPM_TEAM_RPM       1000000
@@ -497,17 +300,18 @@ static void reserve_and_settle(int index, void *arg)
     }
 }
 
-Test(shm_exact, tpm_reservations_and_settlement_are_exact, .timeout = 30)
+Test(shm_exact, tpm_reservations_and_settlement_are_exact,
+     .timeout = SHM_TEST_TIMEOUT_S)
 {
     struct tg_config *cfg = load_team_t1(TPM_TEAM_RPM, TPM_TEAM_TPM, 0);
-    struct tg_shm *shm = open_configured(cfg);
+    struct tg_shm *shm = shm_test_open_configured(cfg);
     struct tpm_run run = {slot_of(shm, cfg, "t1"), hour_ahead_ns(),
-                          shared_alloc(TPM_WORKERS * sizeof(int64_t))};
+                          shm_test_shared_alloc(TPM_WORKERS * sizeof(int64_t))};
     struct tg_shm_team_view v;
     int64_t used = 0;
     int i, round;
 
-    run_workers(TPM_WORKERS, reserve_and_settle, &run, "tpm worker");
+    shm_test_run_workers(TPM_WORKERS, reserve_and_settle, &run, "tpm worker");
     for (i = 0; i < TPM_WORKERS; i++) {
         cr_assert_eq(run.refused[i], 0, "worker %d was refused %lld times", i,
                      (long long)run.refused[i]);
@@ -522,7 +326,7 @@ Test(shm_exact, tpm_reservations_and_settlement_are_exact, .timeout = 30)
                  (long long)v.tpm_level_micro, (long long)used);
     cr_assert_eq(v.spend_nano_usd, used * TPM_COST_PER_TOKEN);
     munmap(run.refused, TPM_WORKERS * sizeof(int64_t));
-    close_segment(shm);
+    shm_test_close_segment(shm);
 }
 
 #define DRAIN_WORKERS 8
@@ -551,13 +355,15 @@ static void take_until_refused(int index, void *arg)
 static int64_t drain(struct tg_shm_team *team, int64_t tokens, int64_t now,
                      enum tg_admit expected_refusal)
 {
-    struct drain_run run = {team, tokens, now,
-                            shared_alloc(DRAIN_WORKERS * sizeof(int64_t)),
-                            shared_alloc(DRAIN_WORKERS * sizeof(int64_t))};
+    struct drain_run run = {
+        team, tokens, now,
+        shm_test_shared_alloc(DRAIN_WORKERS * sizeof(int64_t)),
+        shm_test_shared_alloc(DRAIN_WORKERS * sizeof(int64_t))};
     int64_t total = 0;
     int i;
 
-    run_workers(DRAIN_WORKERS, take_until_refused, &run, "draining worker");
+    shm_test_run_workers(DRAIN_WORKERS, take_until_refused, &run,
+                         "draining worker");
     for (i = 0; i < DRAIN_WORKERS; i++) {
         cr_assert_eq(run.refusal[i], expected_refusal);
         total += run.admitted[i];
@@ -567,7 +373,8 @@ static int64_t drain(struct tg_shm_team *team, int64_t tokens, int64_t now,
     return total;
 }
 
-Test(shm_exact, refused_take_takes_from_neither_bucket, .timeout = 30)
+Test(shm_exact, refused_take_takes_from_neither_bucket,
+     .timeout = SHM_TEST_TIMEOUT_S)
 {
     struct tg_config *cfg =
         load_teams("  tokens: {rpm: 1000, tpm: 700, credits: 0}\n"
@@ -575,7 +382,7 @@ Test(shm_exact, refused_take_takes_from_neither_bucket, .timeout = 30)
                    "  large: {rpm: 10, tpm: 100, credits: 0}\n"
                    "  budget: {rpm: 10, tpm: 100, credits: 0, "
                    "max_budget_usd: 0.000001}\n");
-    struct tg_shm *shm = open_configured(cfg);
+    struct tg_shm *shm = shm_test_open_configured(cfg);
     struct tg_shm_team *tokens = slot_of(shm, cfg, "tokens");
     struct tg_shm_team *requests = slot_of(shm, cfg, "requests");
     struct tg_shm_team *large = slot_of(shm, cfg, "large");
@@ -611,7 +418,7 @@ Test(shm_exact, refused_take_takes_from_neither_bucket, .timeout = 30)
     cr_assert_eq(v.tpm_level_micro, 99 * TG_MICRO);
     cr_assert_eq(v.spend_nano_usd, 1000);
     cr_assert_eq(v.budget_nano_usd, 1000);
-    close_segment(shm);
+    shm_test_close_segment(shm);
 }
 
 #define CREDIT_WORKERS      8
@@ -655,18 +462,20 @@ static void credit_or_debit(int index, void *arg)
     }
 }
 
-Test(shm_exact, credit_debits_never_lose_or_overdraw, .timeout = 30)
+Test(shm_exact, credit_debits_never_lose_or_overdraw,
+     .timeout = SHM_TEST_TIMEOUT_S)
 {
     struct tg_config *cfg = load_team_t1(10, 100, CREDIT_GRANT);
-    struct tg_shm *shm = open_configured(cfg);
-    int64_t *mem = shared_alloc(4 * CREDIT_WORKERS * sizeof(int64_t));
+    struct tg_shm *shm = shm_test_open_configured(cfg);
+    int64_t *mem = shm_test_shared_alloc(4 * CREDIT_WORKERS * sizeof(int64_t));
     struct credit_run run = {slot_of(shm, cfg, "t1"), mem, mem + CREDIT_WORKERS,
                              mem + 2 * CREDIT_WORKERS,
                              mem + 3 * CREDIT_WORKERS};
     int64_t debits = 0, balance;
     int i;
 
-    run_workers(CREDIT_WORKERS, debit_until_refused, &run, "debiting worker");
+    shm_test_run_workers(CREDIT_WORKERS, debit_until_refused, &run,
+                         "debiting worker");
     for (i = 0; i < CREDIT_WORKERS; i++) {
         debits += run.debits[i];
         cr_assert_geq(run.lowest[i], 0, "worker %d saw balance %lld", i,
@@ -687,27 +496,27 @@ Test(shm_exact, credit_debits_never_lose_or_overdraw, .timeout = 30)
 
     cr_assert_eq(tg_shm_credit(run.team, CREDIT_GRANT * TG_SHM_MICRO_CREDITS),
                  CREDIT_GRANT * TG_SHM_MICRO_CREDITS);
-    run_workers(CREDIT_WORKERS, credit_or_debit, &run, "crediting worker");
+    shm_test_run_workers(CREDIT_WORKERS, credit_or_debit, &run,
+                         "crediting worker");
     for (i = 0; i < CREDIT_WORKERS; i++)
         cr_assert_eq(run.failures[i], 0);
     cr_assert_eq(frozen_view(run.team).credits_micro,
                  CREDIT_GRANT * TG_SHM_MICRO_CREDITS +
                      CREDIT_WORKERS / 2 * CREDIT_MIXED_ROUNDS * (3 - 7));
     munmap(mem, 4 * CREDIT_WORKERS * sizeof(int64_t));
-    close_segment(shm);
+    shm_test_close_segment(shm);
 }
 
 /* ---- shm_crash: SIGKILL at any instruction ------------------------------ */
 
-#define CRASH_ROUNDS          500
-#define CRASH_MAX_DELAY_US    3000
-#define CRASH_PROBE_TIMEOUT_S 10
-#define CYCLE_RPM             1000000000 /* never runs dry */
-#define CYCLE_TPM             1000000
-#define CYCLE_GRANT           1000 /* credits */
-#define CYCLE_TOKENS          1000
-#define CYCLE_CREDITS         3 /* micro-credits */
-#define CYCLE_COST            7 /* nano-USD */
+#define CRASH_ROUNDS       500
+#define CRASH_MAX_DELAY_US 3000
+#define CYCLE_RPM          1000000000 /* never runs dry */
+#define CYCLE_TPM          1000000
+#define CYCLE_GRANT        1000 /* credits */
+#define CYCLE_TOKENS       1000
+#define CYCLE_CREDITS      3 /* micro-credits */
+#define CYCLE_COST         7 /* nano-USD */
 
 /*
  * A worker repeats a cycle of four operations whose every intermediate
@@ -795,39 +604,14 @@ struct probe {
     const char *log_path;
 };
 
-/* A fresh process locking the team: must finish before the alarm. Its log
- * (the lock recovery warning) goes to log_path. */
+/* A fresh process locking the team (see shm_test_expect_fresh_lock). */
 static void probe_team(int index, void *arg)
 {
     struct probe *p = arg;
-    int fd = open(p->log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
 
     (void)index;
-    if (fd < 0 || dup2(fd, STDERR_FILENO) < 0)
-        _exit(3);
-    alarm(CRASH_PROBE_TIMEOUT_S);
+    shm_test_enter_fresh_process(p->log_path);
     tg_shm_read(p->cycle->team, p->cycle->now_ns, p->view);
-}
-
-static int count_lines_with(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "r");
-    char line[1024];
-    int n = 0;
-
-    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
-        n += strstr(line, text) != NULL;
-    if (f != NULL)
-        fclose(f);
-    return n;
-}
-
-static unsigned crash_seed(void)
-{
-    const char *env = getenv("TG_TEST_SEED");
-
-    return env ? (unsigned)strtoul(env, NULL, 10)
-               : (unsigned)time(NULL) ^ (unsigned)getpid();
 }
 
 /* Kills a cycling worker after a random delay; returns the phase a fresh
@@ -838,44 +622,39 @@ static enum cycle_phase kill_and_probe(struct probe *p, unsigned *rand_state,
     long delay_us = (long)(rand_r(rand_state) % (CRASH_MAX_DELAY_US + 1));
     struct timespec delay = {0, delay_us * 1000};
     struct tg_shm_team_view mine;
-    pid_t pid = spawn(cycle_until_killed, 0, (void *)p->cycle);
+    pid_t pid = shm_test_spawn(cycle_until_killed, 0, (void *)p->cycle);
     int status;
 
     nanosleep(&delay, NULL);
     kill(pid, SIGKILL);
-    status = wait_status(pid);
+    status = shm_test_wait_status(pid);
     cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
               "round %d (seed %u): the worker stopped by itself (status %d)",
               round, seed, status);
-    status = wait_status(spawn(probe_team, 0, p));
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-              "round %d (seed %u, killed after %ld us): a fresh process "
-              "could not lock the team (status %d%s)",
-              round, seed, delay_us, status,
-              WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM ? ": wedged"
-                                                                 : "");
+    shm_test_expect_fresh_lock(probe_team, p, "team", round, seed, delay_us);
     tg_shm_read(p->cycle->team, p->cycle->now_ns, &mine);
     cr_assert_eq(memcmp(&mine, p->view, sizeof(mine)), 0,
                  "round %d: the parent and a fresh process disagree", round);
     return cycle_phase_of(p->cycle, &mine, takes);
 }
 
-Test(shm_crash, kill_inside_operations_never_wedges_or_corrupts, .timeout = 30)
+Test(shm_crash, kill_inside_operations_never_wedges_or_corrupts,
+     .timeout = SHM_TEST_TIMEOUT_S)
 {
     struct tg_config *cfg = load_team_t1(CYCLE_RPM, CYCLE_TPM, CYCLE_GRANT);
-    struct tg_shm *shm = open_configured(cfg);
+    struct tg_shm *shm = shm_test_open_configured(cfg);
     struct cycle c = {slot_of(shm, cfg, "t1"), hour_ahead_ns(), CYCLE_RPM,
                       CYCLE_TPM, CYCLE_GRANT * TG_SHM_MICRO_CREDITS};
     char log_path[256];
-    struct probe p = {&c, shared_alloc(sizeof(struct tg_shm_team_view)),
-                      log_path};
-    unsigned seed = crash_seed(), rand_state = seed;
+    struct probe p = {
+        &c, shm_test_shared_alloc(sizeof(struct tg_shm_team_view)), log_path};
+    unsigned seed = shm_test_seed(), rand_state = seed;
     int round, mid_cycle = 0, recoveries;
     enum cycle_phase phase;
     struct tg_shm_team_view v;
     int64_t takes = 0, after;
 
-    snprintf(log_path, sizeof(log_path), "%s/probe.log", fx.dir);
+    snprintf(log_path, sizeof(log_path), "%s/probe.log", shm_test_fx.dir);
     cr_log_info("crash: seed %u (set TG_TEST_SEED to replay)", seed);
     for (round = 0; round < CRASH_ROUNDS; round++) {
         phase = kill_and_probe(&p, &rand_state, round, seed, &takes);
@@ -894,19 +673,19 @@ Test(shm_crash, kill_inside_operations_never_wedges_or_corrupts, .timeout = 30)
         cr_assert_eq(cycle_phase_of(&c, &v, &after), CYCLE_DONE);
         cr_assert_eq(after, takes);
     }
-    recoveries = count_lines_with(log_path, "recovered the lock");
+    recoveries = shm_test_count_lines_with(log_path, "recovered the lock");
     cr_log_info("crash: %d rounds, %lld cycles, %d killed mid-cycle, "
                 "%d lock recoveries",
                 CRASH_ROUNDS, (long long)takes, mid_cycle, recoveries);
     cr_assert_gt(mid_cycle, 0,
                  "no kill landed inside a cycle: the test proved nothing");
 
-    close_segment(shm);
-    shm = open_configured(cfg);
+    shm_test_close_segment(shm);
+    shm = shm_test_open_configured(cfg);
     v = frozen_view(slot_of(shm, cfg, "t1"));
     cr_assert_eq(v.credits_micro, c.credits_micro);
     cr_assert_eq(v.spend_nano_usd, takes * CYCLE_COST);
-    close_segment(shm);
+    shm_test_close_segment(shm);
 }
 
 /* ---- shm_file: the state file's life ------------------------------------ */
@@ -963,8 +742,9 @@ Test(shm_file, persists_across_close_and_reopen)
     struct tg_shm *shm;
     struct tg_shm_team_view v;
 
-    expect_clean_exit(spawn(run_first_gateway, 0, &run), "first gateway");
-    shm = open_configured(cfg);
+    shm_test_expect_clean_exit(shm_test_spawn(run_first_gateway, 0, &run),
+                               "first gateway");
+    shm = shm_test_open_configured(cfg);
     v = frozen_view(slot_of(shm, cfg, "x"));
     cr_assert_eq(v.rpm, 100);
     cr_assert_eq(v.tpm, 100000);
@@ -981,7 +761,7 @@ Test(shm_file, persists_across_close_and_reopen)
     cr_assert_eq(v.grant_micro, 7 * TG_SHM_MICRO_CREDITS);
     cr_assert_eq(v.spend_nano_usd, 2 * 99);
     cr_assert_eq(v.budget_nano_usd, -1);
-    close_segment(shm);
+    shm_test_close_segment(shm);
 }
 
 static void take_n(struct tg_shm_team *t, int n, int64_t tokens, int64_t now)
@@ -1020,12 +800,12 @@ static void check_limits_and_grants(struct tg_shm *shm)
     struct tg_shm_team_view v;
     struct tg_quota q;
 
-    configure(shm, a);
+    shm_test_configure(shm, a);
     take_n(slot_of(shm, a, "up"), 10, 1, now);
     cr_assert(tg_shm_debit(slot_of(shm, a, "up"), 30000000, &balance));
     take_n(slot_of(shm, a, "down"), 4, 1, now);
     take_n(slot_of(shm, a, "deep"), 15, 1, now);
-    configure(shm, b);
+    shm_test_configure(shm, b);
     v = frozen_view(slot_of(shm, b, "up"));
     cr_assert_eq(v.rpm, 20);
     cr_assert_eq(v.rpm_level_micro, 10 * TG_MICRO); /* 10 of 20 used */
@@ -1045,12 +825,12 @@ static void check_limits_and_grants(struct tg_shm *shm)
     cr_assert_eq(q.rpm, 20);
     cr_assert_eq(q.rpm_remaining, 9);
 
-    configure(shm, b); /* the same grant again moves nothing */
+    shm_test_configure(shm, b); /* the same grant again moves nothing */
     cr_assert_eq(frozen_view(slot_of(shm, b, "up")).credits_micro,
                  120 * TG_SHM_MICRO_CREDITS);
     cr_assert_eq(frozen_view(slot_of(shm, b, "down")).credits_micro,
                  40 * TG_SHM_MICRO_CREDITS);
-    configure(shm, c); /* grant 150 -> 10 takes 140 from 120 */
+    shm_test_configure(shm, c); /* grant 150 -> 10 takes 140 from 120 */
     v = frozen_view(slot_of(shm, c, "up"));
     cr_assert_eq(v.credits_micro, -20 * TG_SHM_MICRO_CREDITS);
     cr_assert_eq(v.grant_micro, 10 * TG_SHM_MICRO_CREDITS);
@@ -1097,11 +877,11 @@ static void work_after_grow(int index, void *arg)
     *w->rpm_remaining = q.rpm_remaining;
 }
 
-Test(shm_file, reload_semantics, .timeout = 30)
+Test(shm_file, reload_semantics, .timeout = SHM_TEST_TIMEOUT_S)
 {
     struct tg_config *c = load_teams(RELOAD_TEAMS_C);
-    struct tg_shm *shm = open_configured(load_teams(RELOAD_TEAMS_A));
-    int64_t *mem = shared_alloc(3 * sizeof(int64_t));
+    struct tg_shm *shm = shm_test_open_configured(load_teams(RELOAD_TEAMS_A));
+    int64_t *mem = shm_test_shared_alloc(3 * sizeof(int64_t));
     struct old_worker w = {NULL, {-1, -1}, mem, mem + 1, mem + 2};
     struct tg_config *grown;
     struct tg_shm_team_view v;
@@ -1117,17 +897,18 @@ Test(shm_file, reload_semantics, .timeout = 30)
     tg_shm_settle(w.slot, 10, 4, 555, now);
     cr_assert(tg_shm_debit(w.slot, TG_SHM_MICRO_CREDITS, &(int64_t){0}));
     cr_assert_eq(pipe(w.go), 0);
-    pid = spawn(work_after_grow, 0, &w);
+    pid = shm_test_spawn(work_after_grow, 0, &w);
     close(w.go[0]);
 
     grown = load_grown_teams();
-    cr_assert_eq(stat(fx.state_file, &before), 0);
-    configure(shm, grown);
-    cr_assert_eq(stat(fx.state_file, &after), 0);
+    cr_assert_eq(stat(shm_test_fx.state_file, &before), 0);
+    shm_test_configure(shm, grown);
+    cr_assert_eq(stat(shm_test_fx.state_file, &after), 0);
     cr_assert_gt(after.st_size, before.st_size, "the file did not grow");
     cr_assert_eq(write(w.go[1], "g", 1), 1);
     close(w.go[1]);
-    expect_clean_exit(pid, "worker holding the mapping from before the grow");
+    shm_test_expect_clean_exit(
+        pid, "worker holding the mapping from before the grow");
     cr_assert_eq(*w.debit_balance, 98 * TG_SHM_MICRO_CREDITS);
     cr_assert_eq(*w.take_result, TG_ADMIT_OK);
     cr_assert_eq(*w.rpm_remaining, 16);
@@ -1151,7 +932,7 @@ Test(shm_file, reload_semantics, .timeout = 30)
         cr_assert_eq(v.spend_nano_usd, 0, "team %d", i);
     }
     munmap(mem, 3 * sizeof(int64_t));
-    close_segment(shm);
+    shm_test_close_segment(shm);
 }
 
 #define SIZE_MISMATCH \
@@ -1167,13 +948,13 @@ static void expect_refused(const struct tg_config *cfg,
     unsigned char *after;
     size_t after_len;
 
-    write_whole(fx.state_file, bytes, len);
+    write_whole(shm_test_fx.state_file, bytes, len);
     cr_assert_null(tg_shm_open(cfg, err, sizeof(err)), "accepted: %s", why);
     snprintf(expected, sizeof(expected), "state_file %s is refused: %s",
-             fx.state_file, why);
+             shm_test_fx.state_file, why);
     cr_assert_eq(strncmp(err, expected, strlen(expected)), 0,
                  "message: %s\nexpected it to start: %s", err, expected);
-    after = read_whole(fx.state_file, &after_len);
+    after = read_whole(shm_test_fx.state_file, &after_len);
     cr_assert_eq(after_len, len, "%s: the size changed", why);
     cr_assert_eq(memcmp(after, bytes, len), 0, "%s: the bytes changed", why);
     free(after);
@@ -1188,8 +969,8 @@ Test(shm_file, refuses_foreign_corrupt_and_wrong_size_files)
     size_t len, i;
     char why[256];
 
-    close_segment(open_configured(cfg));
-    valid = read_whole(fx.state_file, &len);
+    shm_test_close_segment(shm_test_open_configured(cfg));
+    valid = read_whole(shm_test_fx.state_file, &len);
     cr_assert_eq(memcmp(valid, "TGSTATE", 8), 0);
     variant = malloc(len + 1);
     cr_assert_not_null(variant);
@@ -1211,8 +992,9 @@ Test(shm_file, refuses_foreign_corrupt_and_wrong_size_files)
     snprintf(why, sizeof(why), SIZE_MISMATCH, len + 1, len);
     expect_refused(cfg, variant, len + 1, why);
 
-    write_whole(fx.state_file, valid, len); /* and the original still opens */
-    close_segment(open_configured(cfg));
+    write_whole(shm_test_fx.state_file, valid,
+                len); /* and the original still opens */
+    shm_test_close_segment(shm_test_open_configured(cfg));
     free(variant);
     free(valid);
 }
@@ -1236,27 +1018,29 @@ static void open_as_second_gateway(int index, void *arg)
 Test(shm_file, second_gateway_is_locked_out)
 {
     struct tg_config *cfg = load_team_t1(10, 100, 5);
-    struct tg_shm *shm = open_configured(cfg);
-    char *mem = shared_alloc(4096), expected[512];
+    struct tg_shm *shm = shm_test_open_configured(cfg);
+    char *mem = shm_test_shared_alloc(4096), expected[512];
     struct second_gateway g = {cfg, mem, (int *)(mem + 1024)};
     unsigned char *before, *after;
     size_t before_len, after_len;
 
     cr_assert(tg_shm_debit(slot_of(shm, cfg, "t1"), 1, &(int64_t){0}));
-    before = read_whole(fx.state_file, &before_len);
-    expect_clean_exit(spawn(open_as_second_gateway, 0, &g), "second gateway");
+    before = read_whole(shm_test_fx.state_file, &before_len);
+    shm_test_expect_clean_exit(shm_test_spawn(open_as_second_gateway, 0, &g),
+                               "second gateway");
     cr_assert_eq(*g.is_open, 0, "a second gateway opened the file in use");
     snprintf(expected, sizeof(expected),
              "state_file %s is in use by another "
              "tollgate (or cannot be locked: %s)",
-             fx.state_file, strerror(EWOULDBLOCK));
+             shm_test_fx.state_file, strerror(EWOULDBLOCK));
     cr_assert_str_eq(g.err, expected);
-    after = read_whole(fx.state_file, &after_len);
+    after = read_whole(shm_test_fx.state_file, &after_len);
     cr_assert_eq(after_len, before_len);
     cr_assert_eq(memcmp(after, before, before_len), 0);
 
-    close_segment(shm); /* the lock goes with the gateway */
-    expect_clean_exit(spawn(open_as_second_gateway, 0, &g), "next gateway");
+    shm_test_close_segment(shm); /* the lock goes with the gateway */
+    shm_test_expect_clean_exit(shm_test_spawn(open_as_second_gateway, 0, &g),
+                               "next gateway");
     cr_assert_eq(*g.is_open, 1, "refused after the first closed: %s", g.err);
     free(before);
     free(after);
@@ -1268,7 +1052,7 @@ Test(shm_file, removed_teams_are_dropped_at_start)
     struct tg_config *ab = load_teams("  a: {rpm: 10, tpm: 100, credits: 5}\n"
                                       "  b: {rpm: 20, tpm: 200, credits: 6}\n");
     struct tg_config *b = load_teams("  b: {rpm: 20, tpm: 200, credits: 6}\n");
-    struct tg_shm *shm = open_configured(ab);
+    struct tg_shm *shm = shm_test_open_configured(ab);
     int64_t now = hour_ahead_ns();
     struct tg_shm_team_view v;
 
@@ -1279,17 +1063,17 @@ Test(shm_file, removed_teams_are_dropped_at_start)
     tg_shm_settle(slot_of(shm, ab, "b"), 20, 30, 11, now);
     cr_assert(tg_shm_debit(slot_of(shm, ab, "b"), 2 * TG_SHM_MICRO_CREDITS,
                            &(int64_t){0}));
-    close_segment(shm);
+    shm_test_close_segment(shm);
 
-    shm = open_configured(b);
+    shm = shm_test_open_configured(b);
     v = frozen_view(slot_of(shm, b, "b"));
     cr_assert_eq(v.rpm_level_micro, 15 * TG_MICRO);
     cr_assert_eq(v.tpm_level_micro, (200 - 100 - 10) * TG_MICRO);
     cr_assert_eq(v.credits_micro, 4 * TG_SHM_MICRO_CREDITS);
     cr_assert_eq(v.spend_nano_usd, 11);
-    close_segment(shm);
+    shm_test_close_segment(shm);
 
-    shm = open_configured(ab);
+    shm = shm_test_open_configured(ab);
     v = frozen_view(slot_of(shm, ab, "a"));
     cr_assert_eq(v.rpm_level_micro, 10 * TG_MICRO);
     cr_assert_eq(v.tpm_level_micro, 100 * TG_MICRO);
@@ -1299,5 +1083,5 @@ Test(shm_file, removed_teams_are_dropped_at_start)
     cr_assert_eq(v.credits_micro, 4 * TG_SHM_MICRO_CREDITS);
     cr_assert_eq(v.grant_micro, 6 * TG_SHM_MICRO_CREDITS);
     cr_assert_eq(v.spend_nano_usd, 11);
-    close_segment(shm);
+    shm_test_close_segment(shm);
 }
