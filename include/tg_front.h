@@ -11,6 +11,7 @@
 #define TG_FRONT_H
 
 #include "tg_canon.h"
+#include "tg_req.h"
 
 struct tg_req;
 
@@ -20,8 +21,10 @@ struct tg_front {
      * `code` is a short machine-readable reason ("invalid_api_key"). */
     void (*render_error)(struct tg_req *r, int status, const char *code,
                          const char *message);
-    /* Writes the complete answer collected in r->answer into r->out. */
-    void (*render_answer)(struct tg_req *r);
+    /* Writes the complete answer collected in r->answer into r->out and
+     * returns the status to send: 200, or an error status after writing
+     * an error body instead (an answer the surface cannot express). */
+    int (*render_answer)(struct tg_req *r);
     /* Streaming: the first bytes after the headers (may write nothing),
      * one event, and the closing bytes. Each writes into r->out. */
     void (*render_stream_start)(struct tg_req *r);
@@ -40,5 +43,32 @@ int tg_front_openai_parse(struct tg_parse *p, struct tg_chat *chat);
 /* The OpenAI-compatible surface's route handlers (front_openai.c). */
 void tg_front_openai_chat(struct tg_req *r);
 void tg_front_openai_models(struct tg_req *r);
+
+/* The platform LLM API of seed 000 (front_platform.c). */
+extern const struct tg_front tg_front_platform;
+tg_handler_fn tg_front_platform_completions;
+tg_handler_fn tg_front_platform_stream;
+tg_handler_fn tg_front_platform_models;
+
+/* Jobs with model groups and credits, seed 003 (front_jobs.c). */
+extern const struct tg_front tg_front_jobs;
+tg_handler_fn tg_front_jobs_create;
+tg_handler_fn tg_front_jobs_get;
+tg_handler_fn tg_front_jobs_call;
+tg_handler_fn tg_front_jobs_call_stream;
+tg_handler_fn tg_front_jobs_complete;
+
+/* Shared with other fronts that take OpenAI-style messages: parses the
+ * body's "messages" into c (front_openai.c). */
+int tg_front_openai_parse_messages(struct tg_parse *p, struct tg_chat *c);
+
+/* The STIP task gateway of seeds 001/002 (front_stip.c). */
+extern const struct tg_front tg_front_stip;
+tg_handler_fn tg_front_stip_root;
+tg_handler_fn tg_front_stip_providers;
+tg_handler_fn tg_front_stip_generation;
+tg_handler_fn tg_front_stip_generation_stream;
+tg_handler_fn tg_front_stip_classification;
+tg_handler_fn tg_front_stip_summarization;
 
 #endif

@@ -87,4 +87,11 @@ int tg_parse_raw(struct tg_parse *p, int i, struct tg_str *out);
 int tg_parse_need_str(struct tg_parse *p, int obj, const char *key,
                       struct tg_str *out);
 
+/* Member `key` of object `obj`, or -1 when absent or null: the fronts
+ * read an optional field's null as its absence. */
+int tg_parse_member(const struct tg_json *j, int obj, const char *key);
+
+/* Whether the chat declares a tool of that name. */
+bool tg_chat_has_tool(const struct tg_chat *c, const struct tg_str *name);
+
 #endif

@@ -52,13 +52,17 @@ struct tg_req {
     struct evhttp_request *http; /* NULL once the client has gone */
     struct evhttp_connection *conn;
     const struct tg_front *front;
+    void *front_state; /* the front's own, in the arena; NULL if none */
     struct tg_arena arena;
     char id[TG_REQ_ID_MAX + 1];
-    int64_t started_us;      /* monotonic */
-    int64_t created;         /* wall clock seconds, for response bodies */
-    struct evbuffer *out;    /* what the front renders, then sends */
-    int status;              /* HTTP status sent (0 until then) */
-    const char *error_param; /* the request field an error is about */
+    int64_t started_us;       /* monotonic */
+    int64_t created;          /* wall clock seconds, for response bodies */
+    struct evbuffer *out;     /* what the front renders, then sends */
+    int status;               /* HTTP status sent (0 until then) */
+    const char *error_param;  /* the request field an error is about */
+    struct tg_str path_param; /* what a route's "*" matched */
+    const char *job_id;       /* the job a call is made in, or NULL */
+    struct tg_str purpose;    /* its caller's label; empty when none */
     uint64_t bytes_sent;
 
     const struct tg_team *team;

@@ -201,6 +201,100 @@ int tg_shm_worker_take(struct tg_shm *shm);
 void tg_shm_worker_attach(struct tg_shm *shm, int slot);
 void tg_shm_worker_free(struct tg_shm *shm, int slot);
 
+/*
+ * Jobs (seed 003): a bounded table of jobs in the segment, so that any
+ * worker serves any job and jobs outlive reloads and restarts. A job
+ * belongs to one team, counts the calls made in it, and once completed
+ * costs its team one credit, exactly once (see shm/jobs.c for how that
+ * holds when a process dies mid-way). When the table is full, creating a
+ * job evicts the job closed (completed, failed or cancelled) longest ago.
+ */
+#define TG_SHM_JOB_SLOTS    4096
+#define TG_SHM_JOB_TYPE_MAX 63
+#define TG_SHM_JOB_ID_LEN   36 /* a UUID in text: 8-4-4-4-12 hex digits */
+
+enum tg_job_status {
+    TG_JOB_FREE, /* no job in the slot */
+    TG_JOB_IN_PROGRESS,
+    TG_JOB_COMPLETED,
+    TG_JOB_FAILED,
+    TG_JOB_CANCELLED,
+};
+
+enum tg_job_result {
+    TG_JOB_OK,
+    TG_JOB_NOT_FOUND,
+    TG_JOB_WRONG_TEAM, /* it is another team's */
+    TG_JOB_CLOSED,     /* completed, failed or cancelled already */
+    TG_JOB_NO_CREDITS, /* create: the team has less than one credit */
+    TG_JOB_TABLE_FULL, /* create: every slot holds a live job */
+};
+
+struct tg_job_id {
+    unsigned char bytes[16];
+};
+
+struct tg_shm_job_view {
+    struct tg_job_id id;
+    char team_name[72];
+    char job_type[TG_SHM_JOB_TYPE_MAX + 1];
+    enum tg_job_status status;
+    int64_t created_ns, completed_ns; /* completed_ns 0 while open */
+    int64_t calls, failed_calls;
+    int64_t prompt_tokens, completion_tokens;
+    int64_t cost_nano_usd;
+    int64_t latency_ms_sum; /* over all calls */
+    bool is_credit_applied;
+    int64_t credits_after_micro; /* complete: the team's balance after */
+};
+
+/* A call made in a job, to add to its totals. */
+struct tg_job_call {
+    bool is_ok;
+    int64_t prompt_tokens, completion_tokens;
+    int64_t cost_nano_usd;
+    int64_t latency_ms;
+};
+
+/* A random (version 4) UUID. */
+void tg_job_id_random(struct tg_job_id *id);
+
+/* Writes the id as a UUID (TG_SHM_JOB_ID_LEN characters and a NUL). */
+void tg_job_id_format(const struct tg_job_id *id, char *out);
+
+/* Parses a UUID as tg_job_id_format writes it; false when it is not one. */
+bool tg_job_id_parse(const char *s, size_t len, struct tg_job_id *id);
+
+/* Creates a job of team t; fills out (with the new id) on TG_JOB_OK. */
+enum tg_job_result tg_shm_job_create(struct tg_shm *shm, struct tg_shm_team *t,
+                                     const char *job_type, int64_t now_ns,
+                                     struct tg_shm_job_view *out);
+
+/* A job as it is now; `t` must own it (TG_JOB_WRONG_TEAM otherwise). */
+enum tg_job_result tg_shm_job_read(struct tg_shm *shm, struct tg_shm_team *t,
+                                   const struct tg_job_id *id,
+                                   struct tg_shm_job_view *out);
+
+/* Whether team t may make a call in the job now (it exists, is t's, and
+ * is still open). */
+enum tg_job_result tg_shm_job_check(struct tg_shm *shm, struct tg_shm_team *t,
+                                    const struct tg_job_id *id);
+
+/* Adds a finished call to the job's totals (also after the job closed:
+ * the call happened and cost what it cost). */
+enum tg_job_result tg_shm_job_add_call(struct tg_shm *shm,
+                                       struct tg_shm_team *t,
+                                       const struct tg_job_id *id,
+                                       const struct tg_job_call *call);
+
+/* Closes an open job with status COMPLETED (debiting one credit from the
+ * team), FAILED or CANCELLED (free) and no other; fills out with the final
+ * totals and the team's balance after. */
+enum tg_job_result tg_shm_job_close(struct tg_shm *shm, struct tg_shm_team *t,
+                                    const struct tg_job_id *id,
+                                    enum tg_job_status status, int64_t now_ns,
+                                    struct tg_shm_job_view *out);
+
 /* Wall-clock nanoseconds, the time base of every operation. */
 int64_t tg_shm_now_ns(void);
 

@@ -24,7 +24,7 @@
 static struct health_state *begin(struct tg_shm_provider *p)
 {
     return tg_shm_lock_begin(&p->lock, p->state, sizeof(p->state[0]),
-                             "provider", p->name);
+                             "state of provider ", p->name);
 }
 
 static void commit(struct tg_shm_provider *p)

@@ -1,10 +1,10 @@
 /*
  * layout.h - the bytes of the state file; private to shm/.
  *
- *   [header][worker slots][provider slots][team slot 0]...[team slot n-1]
+ *   [header][worker slots][provider slots][jobs][team slot 0]...
  *
- * Worker and provider slots are fixed in number, so team slots, the only
- * region that grows, come last.
+ * Worker, provider and job slots are fixed in number, so team slots, the
+ * only region that grows, come last.
  *
  * Every piece of state that changes under a lock is kept twice with an index
  * saying which copy is current. A change writes the other copy in full, then
@@ -27,7 +27,7 @@
 #include "tg_shm.h"
 
 #define TG_SHM_MAGIC          "TGSTATE"
-#define TG_SHM_LAYOUT_VERSION 2u
+#define TG_SHM_LAYOUT_VERSION 3u
 #define TG_SHM_MIN_CAPACITY   64u
 #define TG_SHM_NAME_MAX       71  /* team names are at most 64 bytes */
 #define TG_SHM_PROVIDER_NAME  135 /* provider names are at most 128 bytes */
@@ -51,7 +51,9 @@ struct shm_header {
     uint32_t team_size;
     uint32_t provider_size;
     uint32_t worker_size;
+    uint32_t job_size;
     _Atomic uint32_t geometry_index;
+    uint32_t reserved;
     struct shm_geometry geometry[2];
 } __attribute__((aligned(64))); /* slots after it are 64-byte aligned */
 
@@ -60,6 +62,17 @@ struct shm_lock {
     pthread_mutex_t mutex; /* robust, process-shared */
     _Atomic uint32_t state_index;
     uint32_t reserved;
+};
+
+/* A job closed, as it must be written to the job's slot: kept in the
+ * team's state, committed with the credit it cost (jobs.c). */
+struct job_intent {
+    struct tg_job_id id;
+    uint32_t slot;
+    uint32_t version; /* the job slot's version once written */
+    uint32_t status;
+    uint32_t is_valid;
+    int64_t closed_ns;
 };
 
 /* Limits come from the config through tg_shm_configure, so every worker,
@@ -72,7 +85,8 @@ struct team_state {
     int64_t credits_micro;
     int64_t grant_micro; /* the `credits` grant last applied */
     int64_t spend_nano_usd;
-    int64_t budget_nano_usd; /* < 0: no budget */
+    int64_t budget_nano_usd;   /* < 0: no budget */
+    struct job_intent closing; /* the last job this team closed */
 };
 
 struct tg_shm_team {
@@ -112,6 +126,33 @@ struct shm_worker {
     _Atomic int32_t in_flight[TG_CFG_MAX_PROVIDERS];
 } __attribute__((aligned(64)));
 
+/* One job (jobs.c). Writes are serialised by the lock of the team that
+ * owns the job, or by the table lock while the slot is free; readers copy
+ * the current state without a lock and retry if `version` moved. */
+struct job_state {
+    struct tg_job_id id;
+    char team[TG_SHM_NAME_MAX + 1]; /* owner; "" when free */
+    uint32_t status;                /* enum tg_job_status */
+    uint32_t is_credit_applied;
+    int64_t created_ns, closed_ns;
+    int64_t calls, failed_calls;
+    int64_t prompt_tokens, completion_tokens;
+    int64_t cost_nano_usd, latency_ms_sum;
+    char job_type[TG_SHM_JOB_TYPE_MAX + 1];
+};
+
+struct tg_shm_job {
+    _Atomic uint32_t version; /* commits so far; state[version & 1] is it */
+    uint32_t reserved;
+    struct job_state state[2];
+} __attribute__((aligned(64)));
+
+/* The job table: a lock held to take a free slot or evict a closed job. */
+struct shm_jobs {
+    pthread_mutex_t lock; /* robust, process-shared */
+    struct tg_shm_job slots[TG_SHM_JOB_SLOTS];
+} __attribute__((aligned(64)));
+
 struct tg_shm {
     int fd;
     struct shm_header *header;
@@ -131,6 +172,9 @@ _Static_assert(sizeof(struct tg_shm_provider) % 64 == 0,
                "provider slots must stay on cache lines");
 _Static_assert(sizeof(struct shm_worker) % 64 == 0,
                "worker slots must stay on cache lines");
+_Static_assert(sizeof(struct shm_jobs) % 64 == 0,
+               "team slots after the jobs must start on a cache line");
+_Static_assert(TG_SHM_JOB_SLOTS <= 65536, "a job id holds its slot in 16 bits");
 
 static inline struct shm_worker *shm_workers(struct shm_header *h)
 {
@@ -142,22 +186,34 @@ static inline struct tg_shm_provider *shm_providers(struct shm_header *h)
     return (struct tg_shm_provider *)(shm_workers(h) + TG_SHM_WORKER_SLOTS);
 }
 
+static inline struct shm_jobs *shm_jobs(struct shm_header *h)
+{
+    return (struct shm_jobs *)(shm_providers(h) + TG_CFG_MAX_PROVIDERS);
+}
+
 static inline struct tg_shm_team *shm_slots(struct shm_header *h)
 {
-    return (struct tg_shm_team *)(shm_providers(h) + TG_CFG_MAX_PROVIDERS);
+    return (struct tg_shm_team *)(shm_jobs(h) + 1);
 }
 
 /* Bytes before the first team slot. */
-#define SHM_FIXED_SIZE                                 \
-    (sizeof(struct shm_header) +                       \
-     TG_SHM_WORKER_SLOTS * sizeof(struct shm_worker) + \
-     TG_CFG_MAX_PROVIDERS * sizeof(struct tg_shm_provider))
+#define SHM_FIXED_SIZE                                       \
+    (sizeof(struct shm_header) +                             \
+     TG_SHM_WORKER_SLOTS * sizeof(struct shm_worker) +       \
+     TG_CFG_MAX_PROVIDERS * sizeof(struct tg_shm_provider) + \
+     sizeof(struct shm_jobs))
 
 /* slot.c: the locked, double-buffered update of one slot's state. */
 int tg_shm_lock_init(struct shm_lock *l);
 void *tg_shm_lock_begin(struct shm_lock *l, void *states, size_t size,
                         const char *what, const char *name);
 void tg_shm_lock_commit(struct shm_lock *l);
+/* tg_shm_lock_commit in two: publish the new copy, later unlock. */
+void tg_shm_lock_publish(struct shm_lock *l);
+void tg_shm_lock_release(struct shm_lock *l);
+/* Locks a robust mutex guarding no state of its own. */
+void tg_shm_mutex_lock(pthread_mutex_t *m, const char *what, const char *name);
+int tg_shm_mutex_init(pthread_mutex_t *m);
 
 /* team.c */
 void tg_shm_team_set_limits(struct tg_shm_team *t,
@@ -167,5 +223,8 @@ void tg_shm_team_set_limits(struct tg_shm_team *t,
 /* health.c: at a full start, no probe is out and no worker runs. */
 void tg_shm_health_reset_leases(struct tg_shm_provider *p);
 void tg_shm_workers_reset(struct shm_header *h);
+
+/* jobs.c: at a full start, the table lock is made new. */
+int tg_shm_jobs_reset(struct shm_header *h);
 
 #endif

@@ -102,6 +102,7 @@ static int create_file(struct tg_shm *shm, const struct tg_config *cfg,
     h->team_size = sizeof(struct tg_shm_team);
     h->provider_size = sizeof(struct tg_shm_provider);
     h->worker_size = sizeof(struct shm_worker);
+    h->job_size = sizeof(struct tg_shm_job);
     commit_geometry(h, (struct shm_geometry){.capacity = capacity,
                                              .file_size = size_for(capacity)});
     return TG_OK;
@@ -120,14 +121,16 @@ static int check_header(const struct shm_header *h, char *err, size_t cap)
     if (h->header_size != sizeof(*h) ||
         h->team_size != sizeof(struct tg_shm_team) ||
         h->provider_size != sizeof(struct tg_shm_provider) ||
-        h->worker_size != sizeof(struct shm_worker))
+        h->worker_size != sizeof(struct shm_worker) ||
+        h->job_size != sizeof(struct tg_shm_job))
         return fail(err, cap,
                     "it was written by a build with another layout (header "
-                    "%u, team %u, provider %u, worker %u bytes; expected %zu, "
-                    "%zu, %zu, %zu)",
+                    "%u, team %u, provider %u, worker %u, job %u bytes; "
+                    "expected %zu, %zu, %zu, %zu, %zu)",
                     h->header_size, h->team_size, h->provider_size,
-                    h->worker_size, sizeof(*h), sizeof(struct tg_shm_team),
-                    sizeof(struct tg_shm_provider), sizeof(struct shm_worker));
+                    h->worker_size, h->job_size, sizeof(*h),
+                    sizeof(struct tg_shm_team), sizeof(struct tg_shm_provider),
+                    sizeof(struct shm_worker), sizeof(struct tg_shm_job));
     return TG_OK;
 }
 
@@ -277,7 +280,7 @@ static int compact_and_reset(struct tg_shm *shm, const struct tg_config *cfg)
         tg_shm_health_reset_leases(&providers[i]);
     }
     tg_shm_workers_reset(shm->header);
-    return TG_OK;
+    return tg_shm_jobs_reset(shm->header) == 0 ? TG_OK : TG_ERROR;
 }
 
 struct tg_shm *tg_shm_open(const struct tg_config *cfg, char *err,

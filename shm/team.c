@@ -28,8 +28,8 @@ int64_t tg_shm_now_ns(void)
 
 static struct team_state *begin(struct tg_shm_team *t)
 {
-    return tg_shm_lock_begin(&t->lock, t->state, sizeof(t->state[0]), "team",
-                             t->name);
+    return tg_shm_lock_begin(&t->lock, t->state, sizeof(t->state[0]),
+                             "state of team ", t->name);
 }
 
 static void commit(struct tg_shm_team *t)

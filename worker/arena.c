@@ -93,7 +93,8 @@ char *tg_arena_strndup(struct tg_arena *a, const char *s, size_t n)
     p = tg_arena_alloc(a, n + 1);
     if (p == NULL)
         return NULL;
-    memcpy(p, s, n);
+    if (n > 0) /* s may be NULL then (an empty evbuffer's pullup) */
+        memcpy(p, s, n);
     p[n] = '\0';
     return p;
 }

@@ -80,14 +80,6 @@ static const struct {
     {"tool", TG_ROLE_TOOL},
 };
 
-/* A member that is absent or JSON null reads as absent. */
-static int member(const struct tg_json *j, int obj, const char *key)
-{
-    int v = tg_json_get(j, obj, key);
-
-    return v >= 0 && tg_json_type(j, v) == TG_JSON_NULL ? -1 : v;
-}
-
 static int check_params(struct tg_parse *p)
 {
     int cursor = 0, key, val;
@@ -235,10 +227,11 @@ static int parse_message(struct tg_parse *p, int msg, struct tg_message *m)
     if (tg_parse_check(p, msg, TG_T_OBJ, UNBOUNDED) != TG_OK ||
         parse_role(p, msg, m) != TG_OK)
         return TG_ERROR;
-    content = member(&p->j, msg, "content");
-    calls =
-        m->role == TG_ROLE_ASSISTANT ? member(&p->j, msg, "tool_calls") : -1;
-    name = member(&p->j, msg, "name");
+    content = tg_parse_member(&p->j, msg, "content");
+    calls = m->role == TG_ROLE_ASSISTANT
+                ? tg_parse_member(&p->j, msg, "tool_calls")
+                : -1;
+    name = tg_parse_member(&p->j, msg, "name");
     base = tg_parse_push(p, ".content");
     if (content < 0 && calls < 0)
         return tg_parse_fail(p, "missing_required_parameter",
@@ -331,11 +324,11 @@ static int parse_tool(struct tg_parse *p, int v, struct tg_tool *t)
                              "Invalid '%s': must match ^[a-zA-Z0-9_-]{1,64}$.",
                              p->param);
     }
-    desc = member(&p->j, fn, "description");
+    desc = tg_parse_member(&p->j, fn, "description");
     if (desc >= 0 &&
         tg_parse_need_str(p, fn, "description", &t->description) != TG_OK)
         return TG_ERROR;
-    schema = member(&p->j, fn, "parameters");
+    schema = tg_parse_member(&p->j, fn, "parameters");
     tg_parse_push(p, ".parameters");
     if (schema >= 0 &&
         (tg_parse_check(p, schema, TG_T_OBJ, UNBOUNDED) != TG_OK ||
@@ -348,7 +341,7 @@ static int parse_tool(struct tg_parse *p, int v, struct tg_tool *t)
 
 static int parse_tools(struct tg_parse *p, struct tg_chat *c)
 {
-    int v = member(&p->j, 0, "tools");
+    int v = tg_parse_member(&p->j, 0, "tools");
     int cursor = 0, tool, n;
 
     if (v < 0)
@@ -369,17 +362,6 @@ static int parse_tools(struct tg_parse *p, struct tg_chat *c)
     return TG_OK;
 }
 
-static bool has_tool(const struct tg_chat *c, const struct tg_str *name)
-{
-    size_t i;
-
-    for (i = 0; i < c->n_tools; i++)
-        if (c->tools[i].name.len == name->len &&
-            memcmp(c->tools[i].name.ptr, name->ptr, name->len) == 0)
-            return true;
-    return false;
-}
-
 static int parse_named_choice(struct tg_parse *p, int v, struct tg_chat *c)
 {
     int fn = tg_json_get(&p->j, v, "function");
@@ -392,7 +374,7 @@ static int parse_named_choice(struct tg_parse *p, int v, struct tg_chat *c)
                       : TG_ERROR;
     if (tg_parse_need_str(p, fn, "name", &c->tool_choice_name) != TG_OK)
         return TG_ERROR;
-    if (!has_tool(c, &c->tool_choice_name))
+    if (!tg_chat_has_tool(c, &c->tool_choice_name))
         return tg_parse_fail(p, "invalid_value",
                              "Invalid 'tool_choice': no tool named '%.64s' "
                              "in 'tools'.",
@@ -403,7 +385,7 @@ static int parse_named_choice(struct tg_parse *p, int v, struct tg_chat *c)
 
 static int parse_tool_choice(struct tg_parse *p, struct tg_chat *c)
 {
-    int v = member(&p->j, 0, "tool_choice");
+    int v = tg_parse_member(&p->j, 0, "tool_choice");
 
     if (v < 0)
         return TG_OK;
@@ -429,7 +411,7 @@ static int parse_tool_choice(struct tg_parse *p, struct tg_chat *c)
 
 static int parse_stop(struct tg_parse *p, struct tg_chat *c)
 {
-    int v = member(&p->j, 0, "stop");
+    int v = tg_parse_member(&p->j, 0, "stop");
     int cursor = 0, s;
 
     tg_parse_param(p, "stop");
@@ -454,8 +436,8 @@ static int parse_stop(struct tg_parse *p, struct tg_chat *c)
 
 static int parse_stream(struct tg_parse *p, struct tg_chat *c)
 {
-    int v = member(&p->j, 0, "stream");
-    int opts = member(&p->j, 0, "stream_options");
+    int v = tg_parse_member(&p->j, 0, "stream");
+    int opts = tg_parse_member(&p->j, 0, "stream_options");
     int usage;
     bool b;
 
@@ -467,7 +449,7 @@ static int parse_stream(struct tg_parse *p, struct tg_chat *c)
         return tg_parse_fail(p, "invalid_value",
                              "The 'stream_options' parameter is only allowed "
                              "when 'stream' is enabled.");
-    usage = member(&p->j, opts, "include_usage");
+    usage = tg_parse_member(&p->j, opts, "include_usage");
     tg_parse_param(p, "stream_options.include_usage");
     if (usage >= 0 && tg_parse_check(p, usage, TG_T_BOOL, UNBOUNDED) != TG_OK)
         return TG_ERROR;
@@ -481,12 +463,12 @@ static void read_sampling(struct tg_parse *p, struct tg_chat *c)
 {
     int v;
 
-    if ((v = member(&p->j, 0, "temperature")) >= 0)
+    if ((v = tg_parse_member(&p->j, 0, "temperature")) >= 0)
         c->has_temperature = tg_json_double(&p->j, v, &c->temperature) == TG_OK;
-    if ((v = member(&p->j, 0, "top_p")) >= 0)
+    if ((v = tg_parse_member(&p->j, 0, "top_p")) >= 0)
         c->has_top_p = tg_json_double(&p->j, v, &c->top_p) == TG_OK;
-    if ((v = member(&p->j, 0, "max_completion_tokens")) < 0)
-        v = member(&p->j, 0, "max_tokens");
+    if ((v = tg_parse_member(&p->j, 0, "max_completion_tokens")) < 0)
+        v = tg_parse_member(&p->j, 0, "max_tokens");
     if (v >= 0)
         c->has_max_tokens = tg_json_int64(&p->j, v, &c->max_tokens) == TG_OK;
 }
@@ -496,13 +478,13 @@ static int parse_scalars(struct tg_parse *p, struct tg_chat *c)
     int64_t n = 1;
     int v;
 
-    if ((v = member(&p->j, 0, "model")) >= 0 &&
+    if ((v = tg_parse_member(&p->j, 0, "model")) >= 0 &&
         tg_parse_str(p, v, &c->model) != TG_OK)
         return TG_ERROR;
-    if ((v = member(&p->j, 0, "user")) >= 0 &&
+    if ((v = tg_parse_member(&p->j, 0, "user")) >= 0 &&
         tg_parse_str(p, v, &c->user) != TG_OK)
         return TG_ERROR;
-    if ((v = member(&p->j, 0, "n")) >= 0)
+    if ((v = tg_parse_member(&p->j, 0, "n")) >= 0)
         tg_json_int64(&p->j, v, &n);
     if (n != 1) {
         tg_parse_param(p, "n");
@@ -532,6 +514,20 @@ static int parse_chat(struct tg_parse *p, struct tg_chat *c)
         rc = parse_stop(p, c);
     if (rc == TG_OK)
         rc = parse_stream(p, c);
+    return rc == TG_NOMEM ? tg_parse_nomem(p) : rc;
+}
+
+/* For other fronts, which have not checked the field's type (see
+ * check_params). */
+int tg_front_openai_parse_messages(struct tg_parse *p, struct tg_chat *c)
+{
+    int v = tg_json_get(&p->j, 0, "messages");
+    int rc;
+
+    tg_parse_param(p, "messages");
+    if (v >= 0 && tg_parse_check(p, v, TG_T_ARR, 1, 0) != TG_OK)
+        return TG_ERROR;
+    rc = parse_messages(p, c);
     return rc == TG_NOMEM ? tg_parse_nomem(p) : rc;
 }
 
@@ -647,7 +643,7 @@ static void write_tool_calls(struct evbuffer *b, const struct tg_answer *a)
     TG_ADD_LIT(b, "]");
 }
 
-static void render_answer(struct tg_req *r)
+static int render_answer(struct tg_req *r)
 {
     struct evbuffer *b = r->out;
     struct tg_answer *a = &r->answer;
@@ -669,6 +665,7 @@ static void render_answer(struct tg_req *r)
                         finish_reason(a->stop_reason));
     write_usage(b, &r->usage);
     TG_ADD_LIT(b, ",\"system_fingerprint\":null}");
+    return 200;
 }
 
 /* data: <head>"choices":[{"index":0,"delta":<delta>,...}]...\n\n — the

@@ -23,7 +23,9 @@
 
 #include "tg.h"
 #include "tg_front.h"
+#include "tg_json.h"
 #include "tg_log.h"
+#include "tg_shm.h"
 #include "tg_worker.h"
 
 #define REQ_ARENA_FIRST_BLOCK 8192
@@ -36,12 +38,40 @@ struct route {
     tg_handler_fn *handle;
 };
 
-/* Adding a route is adding a line. */
+/* Adding a route is adding a line. A "*" path segment matches one
+ * segment of the request's path, which the handler finds in
+ * r->path_param. */
 static const struct route routes[] = {
     {"/v1/chat/completions", EVHTTP_REQ_POST, true, &tg_front_openai,
      tg_front_openai_chat},
     {"/v1/models", EVHTTP_REQ_GET, true, &tg_front_openai,
      tg_front_openai_models},
+    {"/api/v1/llm/completions", EVHTTP_REQ_POST, true, &tg_front_platform,
+     tg_front_platform_completions},
+    {"/api/v1/llm/completions/stream", EVHTTP_REQ_POST, true,
+     &tg_front_platform, tg_front_platform_stream},
+    {"/api/v1/llm/models", EVHTTP_REQ_GET, true, &tg_front_platform,
+     tg_front_platform_models},
+    {"/api/jobs/create", EVHTTP_REQ_POST, true, &tg_front_jobs,
+     tg_front_jobs_create},
+    {"/api/jobs/*", EVHTTP_REQ_GET, true, &tg_front_jobs, tg_front_jobs_get},
+    {"/api/jobs/*/llm-call", EVHTTP_REQ_POST, true, &tg_front_jobs,
+     tg_front_jobs_call},
+    {"/api/jobs/*/llm-call-stream", EVHTTP_REQ_POST, true, &tg_front_jobs,
+     tg_front_jobs_call_stream},
+    {"/api/jobs/*/complete", EVHTTP_REQ_POST, true, &tg_front_jobs,
+     tg_front_jobs_complete},
+    {"/", EVHTTP_REQ_GET, true, &tg_front_stip, tg_front_stip_root},
+    {"/llm/providers", EVHTTP_REQ_GET, true, &tg_front_stip,
+     tg_front_stip_providers},
+    {"/llm/generation", EVHTTP_REQ_POST, true, &tg_front_stip,
+     tg_front_stip_generation},
+    {"/llm/generation/stream", EVHTTP_REQ_POST, true, &tg_front_stip,
+     tg_front_stip_generation_stream},
+    {"/llm/classification", EVHTTP_REQ_POST, true, &tg_front_stip,
+     tg_front_stip_classification},
+    {"/llm/summarization", EVHTTP_REQ_POST, true, &tg_front_stip,
+     tg_front_stip_summarization},
     {"/health", EVHTTP_REQ_GET, false, &tg_front_openai, tg_http_health},
     {"/healthz", EVHTTP_REQ_GET, false, &tg_front_openai, tg_http_healthz},
 };
@@ -208,14 +238,36 @@ size_t tg_http_header_bytes(struct evhttp_request *http)
     return n;
 }
 
+/* Whether path matches pattern; a "*" segment's match goes to *param. */
+static bool path_matches(const char *pattern, const char *path,
+                         struct tg_str *param)
+{
+    size_t n;
+
+    while (*pattern != '\0') {
+        if (*pattern == '*') {
+            n = strcspn(path, "/");
+            if (n == 0)
+                return false;
+            *param = (struct tg_str){path, n};
+            pattern++;
+            path += n;
+        } else if (*pattern++ != *path++) {
+            return false;
+        }
+    }
+    return *path == '\0';
+}
+
 static const struct route *route_find(const char *path, bool *path_known,
-                                      enum evhttp_cmd_type method)
+                                      enum evhttp_cmd_type method,
+                                      struct tg_str *param)
 {
     size_t i;
 
     *path_known = false;
     for (i = 0; i < TG_ARRAY_LEN(routes); i++) {
-        if (strcmp(routes[i].path, path) != 0)
+        if (!path_matches(routes[i].path, path, param))
             continue;
         *path_known = true;
         if (routes[i].method == method)
@@ -233,7 +285,7 @@ static void answer_no_route(struct tg_req *r, const char *path, bool path_known)
         return;
     }
     for (i = 0; i < TG_ARRAY_LEN(routes); i++)
-        if (strcmp(routes[i].path, path) == 0)
+        if (path_matches(routes[i].path, path, &r->path_param))
             tg_req_header(r, "Allow",
                           routes[i].method == EVHTTP_REQ_GET ? "GET" : "POST");
     tg_req_fail(r, 405, "method_not_allowed", "Method not allowed for %.200s",
@@ -263,7 +315,8 @@ void tg_http_dispatch(struct evhttp_request *http, void *arg)
     }
     if (path == NULL || path[0] == '\0')
         path = "/";
-    route = route_find(path, &path_known, evhttp_request_get_command(http));
+    route = route_find(path, &path_known, evhttp_request_get_command(http),
+                       &r->path_param);
     if (route == NULL) {
         answer_no_route(r, path, path_known);
         return;
@@ -285,13 +338,71 @@ static bool has_enabled_provider(const struct tg_config *cfg,
     return false;
 }
 
-/* GET /health: seed 004's body; "aws" says whether Bedrock is usable. */
+static const char *state_name(enum tg_health_state s)
+{
+    switch (s) {
+    case TG_HEALTH_OPEN: return "cooling_down";
+    case TG_HEALTH_HALF_OPEN: return "half_open";
+    default: return "closed";
+    }
+}
+
+/* One provider's breaker as every worker sees it. The last error's text
+ * is left to operators: this page needs no key. */
+static void write_provider(struct evbuffer *b, const struct tg_provider *p,
+                           const struct tg_shm_health_view *v, int64_t now)
+{
+    int64_t cooling_ms = v->state == TG_HEALTH_OPEN
+                             ? (v->cooling_until_ns - now + 999999) / 1000000
+                             : 0;
+
+    tg_json_write_str(b, p->name, strlen(p->name));
+    evbuffer_add_printf(b,
+                        ":{\"type\":\"%s\",\"enabled\":%s,\"state\":\"%s\","
+                        "\"consecutive_fails\":%u,\"cooling_down_ms\":%lld,"
+                        "\"in_flight\":%lld,\"latency_ms\":",
+                        tg_cfg_provider_type_name(p->type),
+                        p->is_enabled ? "true" : "false", state_name(v->state),
+                        v->consecutive_fails, (long long)cooling_ms,
+                        (long long)v->in_flight);
+    if (v->has_latency)
+        evbuffer_add_printf(b, "%.3f}", (double)v->latency_ewma_us / 1000.0);
+    else
+        evbuffer_add(b, "null}", 5);
+}
+
+/* GET /health: seed 004's body ("aws" says whether Bedrock is usable),
+ * extended with each provider's shared health. "degraded" while any
+ * enabled provider is not closed. */
 void tg_http_health(struct tg_req *r)
 {
-    bool has_aws = has_enabled_provider(r->worker->cfg, TG_PROVIDER_BEDROCK);
+    const struct tg_config *cfg = r->worker->cfg;
+    bool has_aws = has_enabled_provider(cfg, TG_PROVIDER_BEDROCK);
+    struct evbuffer *providers = evbuffer_new();
+    int64_t now = tg_shm_now_ns();
+    bool is_degraded = false;
+    struct tg_shm_health_view v;
+    size_t i;
 
-    evbuffer_add_printf(r->out, "{\"status\":\"healthy\",\"aws\":\"%s\"}",
+    if (providers == NULL) {
+        tg_req_fail(r, 500, "internal_error", "out of memory");
+        return;
+    }
+    for (i = 0; i < cfg->n_providers; i++) {
+        tg_shm_health_read(r->worker->shm, tg_shm_provider(r->worker->shm, i),
+                           now, &v);
+        is_degraded |=
+            cfg->providers[i].is_enabled && v.state != TG_HEALTH_CLOSED;
+        evbuffer_add(providers, i ? "," : "", i ? 1 : 0);
+        write_provider(providers, &cfg->providers[i], &v, now);
+    }
+    evbuffer_add_printf(r->out,
+                        "{\"status\":\"%s\",\"aws\":\"%s\",\"providers\":{",
+                        is_degraded ? "degraded" : "healthy",
                         has_aws ? "connected" : "not_configured");
+    evbuffer_add_buffer(r->out, providers);
+    evbuffer_add(r->out, "}}", 2);
+    evbuffer_free(providers);
     tg_req_send(r, 200);
 }
 

@@ -212,3 +212,21 @@ int tg_parse_need_str(struct tg_parse *p, int obj, const char *key,
     tg_parse_pop(p, base);
     return tg_parse_str(p, v, out);
 }
+
+int tg_parse_member(const struct tg_json *j, int obj, const char *key)
+{
+    int v = tg_json_get(j, obj, key);
+
+    return v >= 0 && tg_json_type(j, v) == TG_JSON_NULL ? -1 : v;
+}
+
+bool tg_chat_has_tool(const struct tg_chat *c, const struct tg_str *name)
+{
+    size_t i;
+
+    for (i = 0; i < c->n_tools; i++)
+        if (c->tools[i].name.len == name->len &&
+            memcmp(c->tools[i].name.ptr, name->ptr, name->len) == 0)
+            return true;
+    return false;
+}

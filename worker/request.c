@@ -250,6 +250,10 @@ static void stream_start(struct tg_req *r)
     tg_http_add_common_headers(r, "text/event-stream");
     tg_req_header(r, "Cache-Control", "no-cache");
     tg_req_header(r, "X-Accel-Buffering", "no");
+    /* Said outright, as seed 003 lists it; a draining worker has said
+     * close instead. */
+    if (!r->worker->is_draining)
+        tg_req_header(r, "Connection", "keep-alive");
     r->status = 200;
     evhttp_send_reply_start(r->http, 200, "OK");
     r->is_streaming = true;
@@ -302,8 +306,7 @@ static void call_ended(struct tg_req *r, const struct tg_event *ev)
                     TG_MAX_TOOL_CALLS);
         return;
     }
-    r->front->render_answer(r);
-    tg_req_send(r, 200);
+    tg_req_send(r, r->front->render_answer(r));
 }
 
 /* The back's event sink. Returns non-zero to stop the call. */

@@ -54,6 +54,10 @@ static void add_caller(struct evbuffer *b, const struct tg_req *r)
             r->key_id ? strnlen(r->key_id, KEY_ID_LEN) : 0);
     add_key(b, "surface", r->front->name, strlen(r->front->name));
     add_key(b, "model_requested", r->model_name.ptr, r->model_name.len);
+    if (r->job_id != NULL)
+        add_key(b, "job_id", r->job_id, strlen(r->job_id));
+    if (r->purpose.len > 0)
+        add_key(b, "purpose", r->purpose.ptr, r->purpose.len);
 }
 
 /* Which candidate was called, and on which try. */

@@ -131,7 +131,11 @@ test('unknown_model_is_400_listing_valid_names', async (t) => {
 test('unknown_path_404_and_wrong_method_405', async (t) => {
   const gw = await startGateway(t);
   assertError(await get(gw, '/v1/nothing'), 404, 'not_found');
-  assertError(await post(gw, '/', {}), 404, 'not_found');
+  assertError(await post(gw, '/nowhere', {}), 404, 'not_found');
+  assertError(await post(gw, '/api/jobs/x/nothing', {}), 404, 'not_found');
+  const root = await post(gw, '/', {});
+  assertError(root, 405, 'method_not_allowed');
+  assert.equal(root.headers.get('allow'), 'GET');
   const res = await get(gw, '/v1/chat/completions');
   assertError(res, 405, 'method_not_allowed');
   assert.equal(res.headers.get('allow'), 'POST');
@@ -190,4 +194,14 @@ test('malformed_http_is_400_json', async (t) => {
   }
   // And the gateway is still fine.
   assert.equal((await get(gw, '/healthz', {})).status, 200);
+});
+
+// An empty content array is empty text, not a crash (found under ASan:
+// copying zero bytes from an empty buffer's NULL pointer).
+test('empty_content_array_is_empty_text', async (t) => {
+  const gw = await startGateway(t);
+  const res = await post(gw, '/v1/chat/completions',
+    { model: 'mock-echo', messages: [{ role: 'user', content: [] }] });
+  assert.ok(res.status === 200 || res.status === 400, res.text);
+  assert.equal((await post(gw, '/v1/chat/completions', { model: 'mock-echo', messages: [{ role: 'user', content: 'still up' }] })).status, 200);
 });

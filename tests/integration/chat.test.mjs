@@ -224,7 +224,13 @@ test('health_endpoints', async (t) => {
   const gw = await startGateway(t);
   const h = await get(gw, '/health', {});
   assert.equal(h.status, 200);
-  assert.deepEqual(h.body, { status: 'healthy', aws: 'not_configured' });
+  assert.equal(h.body.status, 'healthy');
+  assert.equal(h.body.aws, 'not_configured');
+  assert.deepEqual(Object.keys(h.body.providers), ['mock', 'slow', 'openai']);
+  assert.deepEqual(h.body.providers.openai, {
+    type: 'openai', enabled: false, state: 'closed', consecutive_fails: 0,
+    cooling_down_ms: 0, in_flight: 0, latency_ms: null,
+  });
   assertRequestId(h.headers);
   const z = await get(gw, '/healthz', {});
   assert.equal(z.status, 200);

@@ -113,6 +113,16 @@ test('breaker_opened_in_one_worker_is_skipped_by_every_worker', async (t) => {
   await askOtherWorkers(gw, pid);
   // Not one request of any worker reached the provider while it cools.
   assert.equal(await calls(mock, 'fault-status-500'), 3);
+  // Any worker's /health shows the same shared state.
+  const health = await (await fetch(`${gw.url}/health`)).json();
+  assert.equal(health.status, 'degraded');
+  assert.equal(health.providers.flaky.state, 'cooling_down');
+  assert.equal(health.providers.flaky.consecutive_fails, 3);
+  assert.ok(health.providers.flaky.cooling_down_ms > 0
+    && health.providers.flaky.cooling_down_ms <= 30000);
+  assert.equal(health.providers.steady.state, 'closed');
+  assert.equal(health.providers.steady.in_flight, 0);
+  assert.equal(typeof health.providers.steady.latency_ms, 'number');
 });
 
 test('fewer_failures_than_allowed_fails_keep_calling_the_provider', async (t) => {

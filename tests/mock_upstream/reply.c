@@ -5,8 +5,10 @@
  * After a tool result the answer is "tool said: <result>"; when tools are
  * offered and the caller says "use tool" (or the tool choice forces one) it
  * is one call to the first or named tool with {"query": <last user text>};
- * otherwise it echoes the last user text. Tokens are code points / 4,
- * rounded up, and a max_tokens below the answer's tokens cuts the text.
+ * otherwise it echoes the last user text. A model named "say-<text>"
+ * always answers <text>, for tests that need an answer the request cannot
+ * carry (a classification's class). Tokens are code points / 4, rounded up,
+ * and a max_tokens below the answer's tokens cuts the text.
  */
 #include <event2/buffer.h>
 #include <strings.h>
@@ -18,6 +20,7 @@
 #define CHARS_PER_TOKEN  4
 #define TOOL_RESULT_TEXT "tool said: "
 #define USE_TOOL_WORDS   "use tool"
+#define SAY_PREFIX       "say-"
 
 static int64_t tokens_of(size_t chars)
 {
@@ -153,6 +156,12 @@ int mock_reply_compute(struct mock_call *c)
 
     memset(&c->reply, 0, sizeof(c->reply));
     c->reply.prompt_tokens = tokens_of(cv->prompt_chars);
+    if (c->model != NULL &&
+        strncmp(c->model, SAY_PREFIX, strlen(SAY_PREFIX)) == 0) {
+        text_answer(c, (struct tg_str){c->model + strlen(SAY_PREFIX),
+                                       strlen(c->model) - strlen(SAY_PREFIX)});
+        return 0;
+    }
     if (cv->is_tool_result) {
         if (mock_append(c, &text,
                         (struct tg_str){TOOL_RESULT_TEXT,
