@@ -96,10 +96,14 @@ build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB)
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude $(PKG_CFLAGS) \
 		-fsanitize=fuzzer,address,undefined $^ -o $@ $(LDLIBS)
 
+# A target's seed inputs, if any, are in tests/fuzz/corpus/<target>/; what
+# the fuzzer finds goes to build/fuzz/<target>.corpus, not to the tree.
 fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do \
+		n=$$(basename $$f); mkdir -p $$f.corpus; \
 		echo "fuzz: $$f for $(FUZZ_SECONDS)s"; \
 		$$f -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/ \
+			$$f.corpus $$(ls -d tests/fuzz/corpus/$$n 2>/dev/null) \
 			> $$f.log 2>&1 || { tail -40 $$f.log; exit 1; }; \
 		grep -E "^Done [0-9]+ runs" $$f.log; \
 	done

@@ -62,6 +62,9 @@ tg_handler_fn tg_front_jobs_complete;
  * body's "messages" into c (front_openai.c). */
 int tg_front_openai_parse_messages(struct tg_parse *p, struct tg_chat *c);
 
+/* The body parser of the platform API, for its fuzz target. */
+int tg_front_platform_parse(struct tg_parse *p, struct tg_chat *chat);
+
 /* The STIP task gateway of seeds 001/002 (front_stip.c). */
 extern const struct tg_front tg_front_stip;
 tg_handler_fn tg_front_stip_root;
@@ -70,5 +73,11 @@ tg_handler_fn tg_front_stip_generation;
 tg_handler_fn tg_front_stip_generation_stream;
 tg_handler_fn tg_front_stip_classification;
 tg_handler_fn tg_front_stip_summarization;
+
+/* For its fuzz target: parses a classification body (every task's fields
+ * and the classes), then matches `reply`, a model's answer, to a class:
+ * *class_index is its index, or -1 when the reply names none or several. */
+int tg_front_stip_parse_and_classify(struct tg_parse *p, struct tg_str reply,
+                                     struct tg_chat *chat, int *class_index);
 
 #endif

@@ -543,6 +543,11 @@ static int parse_chat(struct tg_parse *p, struct tg_chat *c)
     return rc == TG_NOMEM ? tg_parse_nomem(p) : rc;
 }
 
+int tg_front_platform_parse(struct tg_parse *p, struct tg_chat *chat)
+{
+    return parse_chat(p, chat);
+}
+
 /* ---- rendering ---------------------------------------------------- */
 
 /* One tool call of a stream: what tool_use_delta and tool_use_complete

@@ -481,6 +481,22 @@ static int parse_body(struct tg_parse *p, struct stip_state *st,
     return rc == TG_NOMEM ? tg_parse_nomem(p) : rc;
 }
 
+int tg_front_stip_parse_and_classify(struct tg_parse *p, struct tg_str reply,
+                                     struct tg_chat *chat, int *class_index)
+{
+    struct stip_state *st = tg_arena_calloc(p->arena, 1, sizeof(*st));
+    size_t n_named;
+    int rc;
+
+    if (st == NULL)
+        return tg_parse_nomem(p);
+    st->task = STIP_CLASSIFICATION;
+    rc = parse_body(p, st, chat);
+    if (rc == TG_OK)
+        *class_index = find_class(st, reply, &n_named);
+    return rc;
+}
+
 static void run_task(struct tg_req *r, enum stip_task task, bool is_stream)
 {
     struct stip_state *st = tg_arena_calloc(&r->arena, 1, sizeof(*st));

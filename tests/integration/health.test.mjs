@@ -9,7 +9,9 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { KEY_A, auth, post, startGateway, startMock, waitFor } from './lib.mjs';
+import {
+  KEY_A, auth, nodeRequest, post, servedBy, startGateway, startMock, waitFor,
+} from './lib.mjs';
 
 // Providers on the same mock, so that one can be broken while another
 // serves the fallback (health is per provider). No retries: each request is one attempt.
@@ -38,38 +40,10 @@ async function calls(mock, model) {
   return (await mock.stats()).by_model[model] ?? 0;
 }
 
-// One request with node:http: on `agent` (a kept-alive connection, so
-// always the same worker) or on a fresh connection (any worker).
+// The chat endpoint through nodeRequest (see lib.mjs).
 function request(gw, body, { agent = false, id } = {}) {
-  const data = JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = http.request({
-      host: '127.0.0.1', port: gw.port, path: '/v1/chat/completions', method: 'POST', agent,
-      headers: {
-        'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data),
-        ...auth(KEY_A), ...(id ? { 'X-Request-Id': id } : {}),
-      },
-    }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { text += d; });
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, text }));
-    });
-    req.on('error', reject);
-    req.end(data);
-  });
-}
-
-// The pid of the worker that served each request id, from the access log.
-function servedBy(gw) {
-  const byId = new Map();
-  const file = path.join(gw.dir, 'access.log');
-  if (!fs.existsSync(file)) return byId;
-  for (const line of fs.readFileSync(file, 'utf8').split('\n').filter(Boolean)) {
-    const entry = JSON.parse(line);
-    byId.set(entry.request_id, entry.pid);
-  }
-  return byId;
+  return nodeRequest(gw, 'POST', '/v1/chat/completions', body,
+    { ...auth(KEY_A), ...(id ? { 'X-Request-Id': id } : {}) }, agent);
 }
 
 // Sends requests to G on fresh connections until one is served by a worker

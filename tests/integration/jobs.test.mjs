@@ -7,7 +7,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { auth, get, post, sseEvents, startGateway, startMock, waitFor } from './lib.mjs';
+import {
+  auth, get, nodeRequest, post, servedBy, sseEvents, startGateway, startMock, waitFor,
+} from './lib.mjs';
 
 const KEY = 'sk-your-virtual-key';
 const OTHER_KEY = 'sk-other-team-key';
@@ -150,18 +152,32 @@ test('seed_multi_step_example_across_workers', async (t) => {
     ['Generate summary', 'Generate a concise summary...'],
   ];
   let tokens = 0;
-  for (const [purpose, prompt] of steps) {
-    const res = await post(gw, `/api/jobs/${job.job_id}/llm-call`, {
+  for (const [i, [purpose, prompt]] of steps.entries()) {
+    const res = await nodeRequest(gw, 'POST', `/api/jobs/${job.job_id}/llm-call`, {
       model_group: 'AnalysisAgent',
       messages: [{ role: 'user', content: prompt }],
       purpose,
       temperature: 0.3,
-    }, { ...H, Connection: 'close' });
+    }, { ...H, 'X-Request-Id': `step-${i}` });
     assert.equal(res.status, 200, res.text);
     assert.equal(res.body.response.content.slice(0, 50), prompt.slice(0, 50));
     tokens += res.body.metadata.tokens_used;
   }
-  const res = await post(gw, `/api/jobs/${job.job_id}/complete`, { status: 'completed' }, H);
+  // Every worker sees the same job: read it on fresh connections until
+  // workers other than those that served the steps have answered.
+  await waitFor(() => servedBy(gw).has('step-2'), 5000, 'the access log');
+  const pids = new Set([0, 1, 2].map((i) => servedBy(gw).get(`step-${i}`)));
+  for (let i = 0; pids.size < 2 && i < 200; i++) {
+    const seen = await nodeRequest(gw, 'GET', `/api/jobs/${job.job_id}`, undefined,
+      { ...H, 'X-Request-Id': `read-${i}` });
+    assert.equal(seen.body.costs.total_calls, 3);
+    assert.equal(seen.body.costs.total_tokens, tokens);
+    await waitFor(() => servedBy(gw).has(`read-${i}`), 5000, 'the access log');
+    pids.add(servedBy(gw).get(`read-${i}`));
+  }
+  assert.ok(pids.size >= 2, 'one worker served everything');
+  const res = await nodeRequest(gw, 'POST', `/api/jobs/${job.job_id}/complete`,
+    { status: 'completed' }, { ...H, 'X-Request-Id': 'complete' });
   assert.equal(res.status, 200, res.text);
   const c = res.body.costs;
   assert.equal(res.body.status, 'completed');
@@ -264,7 +280,7 @@ test('concurrent_completions_charge_each_job_once', async (t) => {
   const gw = await jobsGateway(t, { workers: 4, credits: 100 });
   const jobs = await Promise.all([...Array(20).keys()].map(() => createJob(gw)));
   const attempts = jobs.flatMap((j) => [0, 1, 2].map(() => post(gw,
-    `/api/jobs/${j.job_id}/complete`, { status: 'completed' }, { ...H, Connection: 'close' })));
+    `/api/jobs/${j.job_id}/complete`, { status: 'completed' }, H)));
   const statuses = (await Promise.all(attempts)).map((r) => r.status);
   assert.equal(statuses.filter((s) => s === 200).length, 20);
   assert.equal(statuses.filter((s) => s === 409).length, 40);
@@ -282,7 +298,10 @@ test('jobs_and_credits_survive_reload_and_restart', async (t) => {
   const before = (await get(gw, `/api/jobs/${open.job_id}`, H)).body;
   const old = gw.workerPids();
   gw.signal('SIGHUP');
-  await waitFor(() => gw.workerPids().every((p) => !old.includes(p)), 10000, 'new workers');
+  await waitFor(() => {
+    const now = gw.workerPids();
+    return now.length === 2 && now.every((p) => !old.includes(p));
+  }, 10000, 'new workers');
   assert.deepEqual((await get(gw, `/api/jobs/${open.job_id}`, H)).body, before);
   assert.equal((await get(gw, `/api/jobs/${closed.job_id}`, H)).body.status, 'completed');
   await gw.stop();
@@ -316,4 +335,26 @@ test('a_job_call_falls_back_through_the_mock_upstream', async (t) => {
   const events = sseEvents(stream.text);
   assert.equal(events.at(-1), '[DONE]');
   assert.equal(events.at(-2).choices[0].finish_reason, 'stop');
+});
+
+test('a_table_full_of_open_jobs_answers_503_then_evicts_closed_ones', async (t) => {
+  const gw = await jobsGateway(t, { credits: 10 });
+  const ids = [];
+  for (let batch = 0; batch < 4096 / 64; batch++) {
+    const made = await Promise.all([...Array(64).keys()].map(() => createJob(gw, 'filler')));
+    ids.push(...made.map((j) => j.job_id));
+  }
+  assert.equal(new Set(ids).size, 4096);
+  const full = await post(gw, '/api/jobs/create', { team_id: 'acme-corp', job_type: 'x' }, H);
+  assert.equal(full.status, 503, full.text);
+  assert.deepEqual(Object.keys(full.body), ['detail']);
+  assert.equal(full.headers.get('retry-after'), '1');
+  // Closing two makes room; the one closed first goes first.
+  await post(gw, `/api/jobs/${ids[7]}/complete`, { status: 'cancelled' }, H);
+  await post(gw, `/api/jobs/${ids[3]}/complete`, { status: 'failed' }, H);
+  const next = await createJob(gw, 'after');
+  assert.equal((await get(gw, `/api/jobs/${ids[7]}`, H)).status, 404);
+  assert.equal((await get(gw, `/api/jobs/${ids[3]}`, H)).body.status, 'failed');
+  assert.equal((await get(gw, `/api/jobs/${next.job_id}`, H)).body.job_type, 'after');
+  assert.equal((await get(gw, `/api/jobs/${ids[0]}`, H)).body.status, 'in_progress');
 });

@@ -5,6 +5,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -342,4 +343,43 @@ export function testPki() {
     cert: (name) => ['--tls-cert', path.join(dir, `${name}.pem`), '--tls-key', path.join(dir, `${name}.key`)],
   };
   return pki;
+}
+
+// One request with node:http, on `agent` (e.g. a kept-alive connection,
+// so always the same worker) or, by default, on a fresh connection (any
+// worker). Resolves with {status, headers (lower-cased), text, body}.
+export function nodeRequest(gw, method, p, body, headers = {}, agent = false) {
+  const data = body === undefined ? '' : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: '127.0.0.1', port: gw.port, path: p, method, agent,
+      headers: {
+        'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data),
+        ...headers,
+      },
+    }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => {
+        let json = null;
+        try { json = JSON.parse(text); } catch { /* not JSON */ }
+        resolve({ status: res.statusCode, headers: res.headers, text, body: json });
+      });
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+// The pid of the worker that served each request id, from the access log.
+export function servedBy(gw) {
+  const byId = new Map();
+  const file = path.join(gw.dir, 'access.log');
+  if (!fs.existsSync(file)) return byId;
+  for (const line of fs.readFileSync(file, 'utf8').split('\n').filter(Boolean)) {
+    const entry = JSON.parse(line);
+    byId.set(entry.request_id, entry.pid);
+  }
+  return byId;
 }
