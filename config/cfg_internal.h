@@ -118,7 +118,9 @@ void tg_cfg_fill_listen(struct tg_cfg_ctx *ctx, const struct tg_cfg_slot *s);
 void tg_cfg_fill_providers(struct tg_cfg_ctx *ctx, const struct tg_cfg_slot *s);
 void tg_cfg_fill_models(struct tg_cfg_ctx *ctx, const struct tg_cfg_slot *s);
 void tg_cfg_fill_groups(struct tg_cfg_ctx *ctx, const struct tg_cfg_slot *s);
-void tg_cfg_fill_teams(struct tg_cfg_ctx *ctx, const struct tg_cfg_slot *s);
+/* Also reads admin_keys, whose keys must be no team's. */
+void tg_cfg_fill_teams(struct tg_cfg_ctx *ctx, const struct tg_cfg_slot *s,
+                       const struct tg_cfg_slot *admin_keys);
 struct tg_model *tg_cfg_find_model(const struct tg_config *cfg,
                                    const char *name, size_t len);
 struct tg_model_group *tg_cfg_find_group(const struct tg_config *cfg,

@@ -29,6 +29,7 @@ enum {
     R_HEALTH,
     R_DEFAULTS,
     R_TEAMS,
+    R_ADMIN_KEYS,
     R_COUNT
 };
 
@@ -36,7 +37,8 @@ static const char *const root_keys[R_COUNT] = {
     "listen",       "workers",       "state_file",         "usage_log",
     "access_log",   "pid_file",      "shutdown_timeout_s", "limits",
     "auth",         "default_model", "providers",          "models",
-    "model_groups", "health",        "defaults",           "teams"};
+    "model_groups", "health",        "defaults",           "teams",
+    "admin_keys"};
 
 static int online_cpus(void)
 {
@@ -245,7 +247,7 @@ void tg_cfg_fill(struct tg_cfg_ctx *ctx, yaml_node_t *root)
     tg_cfg_fill_providers(ctx, &s[R_PROVIDERS]);
     tg_cfg_fill_models(ctx, &s[R_MODELS]);
     tg_cfg_fill_groups(ctx, &s[R_MODEL_GROUPS]);
-    tg_cfg_fill_teams(ctx, &s[R_TEAMS]);
+    tg_cfg_fill_teams(ctx, &s[R_TEAMS], &s[R_ADMIN_KEYS]);
     read_auth(ctx, &s[R_AUTH]);
     read_default_model(ctx, &s[R_DEFAULT_MODEL]);
 }

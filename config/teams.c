@@ -163,7 +163,10 @@ static void add_ref(struct key_refs *refs, const char *hash,
     r->seq = refs->n++;
 }
 
-static void read_keys(struct tg_cfg_ctx *ctx, struct tg_team *t,
+/* Reads the key list of team t, or with t NULL the admin_keys, into
+ * *hashes / *n_keys, and notes each in refs for check_unique_keys. */
+static void read_keys(struct tg_cfg_ctx *ctx, const struct tg_team *t,
+                      char ***hashes, size_t *n_keys,
                       const struct tg_cfg_slot *s, const char *subject,
                       struct key_refs *refs)
 {
@@ -173,8 +176,8 @@ static void read_keys(struct tg_cfg_ctx *ctx, struct tg_team *t,
     if (seq == NULL)
         return;
     n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
-    t->key_hashes = tg_cfg_calloc(ctx, n ? n : 1, sizeof(*t->key_hashes));
-    if (t->key_hashes == NULL || !reserve_refs(refs, n)) {
+    *hashes = tg_cfg_calloc(ctx, n ? n : 1, sizeof(**hashes));
+    if (*hashes == NULL || !reserve_refs(refs, n)) {
         tg_cfg_out_of_memory(ctx);
         return;
     }
@@ -194,7 +197,7 @@ static void read_keys(struct tg_cfg_ctx *ctx, struct tg_team *t,
         hash = hash_key(ctx, item, subject, key, len);
         if (hash == NULL)
             continue;
-        t->key_hashes[t->n_keys++] = hash;
+        (*hashes)[(*n_keys)++] = hash;
         add_ref(refs, hash, t, item);
     }
 }
@@ -312,7 +315,7 @@ static void fill_team(struct tg_cfg_ctx *ctx, const yaml_node_t *key,
         tg_cfg_collect(ctx, map, team_keys, T_COUNT, TG_CFG_ALL_KEYS,
                        tg_cfg_printf(ctx, "in %s", subject), s);
     read_limits(ctx, t, s);
-    read_keys(ctx, t, &s[T_KEYS], subject, refs);
+    read_keys(ctx, t, &t->key_hashes, &t->n_keys, &s[T_KEYS], subject, refs);
     read_groups(ctx, t, &s[T_MODEL_GROUPS], subject);
     read_models(ctx, t, &s[T_MODELS], subject);
 }
@@ -327,6 +330,15 @@ static int compare_refs(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* Who a key belongs to, for messages: a team, or (NULL) the admins. */
+static const char *owner(struct tg_cfg_ctx *ctx, const struct tg_team *t)
+{
+    if (t == NULL)
+        return "admin_keys";
+    return tg_cfg_printf(ctx, "team %s",
+                         tg_cfg_quote(ctx, t->name, strlen(t->name)));
+}
+
 /* A key must say which team calls: a hash may appear only once in all. */
 static void check_unique_keys(struct tg_cfg_ctx *ctx, struct key_refs *refs)
 {
@@ -338,25 +350,22 @@ static void check_unique_keys(struct tg_cfg_ctx *ctx, struct key_refs *refs)
     for (i = 1; i < refs->n; i++) {
         const struct key_ref *a = &refs->items[first], *b = &refs->items[i];
 
-        if (strcmp(a->hash, b->hash) != 0) {
+        if (strcmp(a->hash, b->hash) != 0)
             first = i;
-        } else if (a->team == b->team) {
-            tg_cfg_error(
-                ctx, b->at, "team %s lists the same key twice",
-                tg_cfg_quote(ctx, b->team->name, strlen(b->team->name)));
-        } else {
-            tg_cfg_error(
-                ctx, b->at,
-                "team %s has a key that team %s also has; a key "
-                "must belong to one team",
-                tg_cfg_quote(ctx, b->team->name, strlen(b->team->name)),
-                tg_cfg_quote(ctx, a->team->name, strlen(a->team->name)));
-        }
+        else if (a->team == b->team)
+            tg_cfg_error(ctx, b->at, "%s lists the same key twice",
+                         owner(ctx, b->team));
+        else
+            tg_cfg_error(ctx, b->at,
+                         "%s has a key that %s also has; a key must belong "
+                         "to one team, or be an admin key",
+                         owner(ctx, b->team), owner(ctx, a->team));
     }
 }
 
 /* Fills cfg->teams; defaults, models and groups must be filled before. */
-void tg_cfg_fill_teams(struct tg_cfg_ctx *ctx, const struct tg_cfg_slot *s)
+void tg_cfg_fill_teams(struct tg_cfg_ctx *ctx, const struct tg_cfg_slot *s,
+                       const struct tg_cfg_slot *admin_keys)
 {
     struct tg_config *cfg = ctx->cfg;
     const yaml_node_t *map = s->value;
@@ -365,15 +374,23 @@ void tg_cfg_fill_teams(struct tg_cfg_ctx *ctx, const struct tg_cfg_slot *s)
     size_t n, i;
     bool *skip;
 
+    if (admin_keys->key != NULL)
+        read_keys(ctx, NULL, &cfg->admin_key_hashes, &cfg->n_admin_keys,
+                  admin_keys, "admin_keys", &refs);
     if (s->key == NULL || !tg_cfg_expect_mapping(ctx, map, "teams") ||
-        map->type != YAML_MAPPING_NODE)
+        map->type != YAML_MAPPING_NODE) {
+        check_unique_keys(ctx, &refs);
+        free(refs.items);
         return;
+    }
     pairs = map->data.mapping.pairs.start;
     n = (size_t)(map->data.mapping.pairs.top - pairs);
     skip = tg_cfg_find_duplicates(ctx, map, "in teams");
     cfg->teams = tg_cfg_calloc(ctx, n, sizeof(*cfg->teams));
-    if (skip == NULL || cfg->teams == NULL)
+    if (skip == NULL || cfg->teams == NULL) {
+        free(refs.items);
         return;
+    }
     for (i = 0; i < n; i++)
         if (!skip[i])
             fill_team(ctx, tg_cfg_node(ctx, pairs[i].key),

@@ -131,6 +131,8 @@ struct tg_config {
     size_t n_model_groups;
     struct tg_team *teams;
     size_t n_teams;
+    char **admin_key_hashes; /* "sha256:<hex>", like team keys */
+    size_t n_admin_keys;
 };
 
 /* One message about the file: an error (the load fails) or a warning. */

@@ -58,6 +58,13 @@ tg_handler_fn tg_front_jobs_call;
 tg_handler_fn tg_front_jobs_call_stream;
 tg_handler_fn tg_front_jobs_complete;
 
+/* The admin API (front_admin.c), for admin keys only. */
+extern const struct tg_front tg_front_admin;
+tg_handler_fn tg_front_admin_team;
+tg_handler_fn tg_front_admin_top_up;
+tg_handler_fn tg_front_admin_providers;
+tg_handler_fn tg_front_admin_reset;
+
 /* Shared with other fronts that take OpenAI-style messages: parses the
  * body's "messages" into c (front_openai.c). */
 int tg_front_openai_parse_messages(struct tg_parse *p, struct tg_chat *c);

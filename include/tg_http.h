@@ -40,6 +40,10 @@ void tg_req_release(struct tg_req *r);
  * TG_ERROR (r is then finished). */
 int tg_auth_check(struct tg_req *r);
 
+/* For /admin/: the request must present an admin key; answers 401 (no or
+ * unknown key) or 403 (a team's key) and returns TG_ERROR otherwise. */
+int tg_auth_admin(struct tg_req *r);
+
 struct tg_auth_table *tg_auth_build(const struct tg_config *cfg);
 void tg_auth_free(struct tg_auth_table *t);
 

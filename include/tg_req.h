@@ -168,4 +168,9 @@ void tg_route_attempt_cancel(struct tg_req *r);
  * provider, with its terminal event (NULL: the client went). */
 void tg_usage_log_write(const struct tg_req *r, const struct tg_event *ev);
 
+/* An operator's change (admin API) as a usage log line: `action`, and
+ * `fields`, JSON members without braces ("\"team\":\"a\",..."). */
+void tg_usage_log_admin(const struct tg_req *r, const char *action,
+                        const char *fields);
+
 #endif

@@ -287,6 +287,9 @@ enum tg_job_result tg_shm_job_add_call(struct tg_shm *shm,
                                        const struct tg_job_id *id,
                                        const struct tg_job_call *call);
 
+/* How many open jobs team t has (a scan of the table, for operators). */
+int64_t tg_shm_jobs_open(struct tg_shm *shm, const struct tg_shm_team *t);
+
 /* Closes an open job with status COMPLETED (debiting one credit from the
  * team), FAILED or CANCELLED (free) and no other; fills out with the final
  * totals and the team's balance after. */

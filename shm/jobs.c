@@ -220,6 +220,19 @@ enum tg_job_result tg_shm_job_close(struct tg_shm *shm, struct tg_shm_team *t,
     return TG_JOB_OK;
 }
 
+int64_t tg_shm_jobs_open(struct tg_shm *shm, const struct tg_shm_team *t)
+{
+    struct job_state js;
+    int64_t n = 0;
+    uint32_t i;
+
+    for (i = 0; i < TG_SHM_JOB_SLOTS; i++) {
+        job_copy(job_slot(shm, i), &js);
+        n += is_open(js.status) && strcmp(js.team, t->name) == 0;
+    }
+    return n;
+}
+
 /* ---- creating: a slot, an id ----------------------------------------- */
 
 static struct tg_shm_team *team_named(struct tg_shm *shm, const char *name)

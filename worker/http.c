@@ -30,10 +30,12 @@
 
 #define REQ_ARENA_FIRST_BLOCK 8192
 
+enum route_auth { AUTH_NONE, AUTH_TEAM, AUTH_ADMIN };
+
 struct route {
     const char *path;
     enum evhttp_cmd_type method;
-    bool needs_auth;
+    enum route_auth auth;
     const struct tg_front *front;
     tg_handler_fn *handle;
 };
@@ -42,38 +44,47 @@ struct route {
  * segment of the request's path, which the handler finds in
  * r->path_param. */
 static const struct route routes[] = {
-    {"/v1/chat/completions", EVHTTP_REQ_POST, true, &tg_front_openai,
+    {"/v1/chat/completions", EVHTTP_REQ_POST, AUTH_TEAM, &tg_front_openai,
      tg_front_openai_chat},
-    {"/v1/models", EVHTTP_REQ_GET, true, &tg_front_openai,
+    {"/v1/models", EVHTTP_REQ_GET, AUTH_TEAM, &tg_front_openai,
      tg_front_openai_models},
-    {"/api/v1/llm/completions", EVHTTP_REQ_POST, true, &tg_front_platform,
+    {"/api/v1/llm/completions", EVHTTP_REQ_POST, AUTH_TEAM, &tg_front_platform,
      tg_front_platform_completions},
-    {"/api/v1/llm/completions/stream", EVHTTP_REQ_POST, true,
+    {"/api/v1/llm/completions/stream", EVHTTP_REQ_POST, AUTH_TEAM,
      &tg_front_platform, tg_front_platform_stream},
-    {"/api/v1/llm/models", EVHTTP_REQ_GET, true, &tg_front_platform,
+    {"/api/v1/llm/models", EVHTTP_REQ_GET, AUTH_TEAM, &tg_front_platform,
      tg_front_platform_models},
-    {"/api/jobs/create", EVHTTP_REQ_POST, true, &tg_front_jobs,
+    {"/api/jobs/create", EVHTTP_REQ_POST, AUTH_TEAM, &tg_front_jobs,
      tg_front_jobs_create},
-    {"/api/jobs/*", EVHTTP_REQ_GET, true, &tg_front_jobs, tg_front_jobs_get},
-    {"/api/jobs/*/llm-call", EVHTTP_REQ_POST, true, &tg_front_jobs,
+    {"/api/jobs/*", EVHTTP_REQ_GET, AUTH_TEAM, &tg_front_jobs,
+     tg_front_jobs_get},
+    {"/api/jobs/*/llm-call", EVHTTP_REQ_POST, AUTH_TEAM, &tg_front_jobs,
      tg_front_jobs_call},
-    {"/api/jobs/*/llm-call-stream", EVHTTP_REQ_POST, true, &tg_front_jobs,
+    {"/api/jobs/*/llm-call-stream", EVHTTP_REQ_POST, AUTH_TEAM, &tg_front_jobs,
      tg_front_jobs_call_stream},
-    {"/api/jobs/*/complete", EVHTTP_REQ_POST, true, &tg_front_jobs,
+    {"/api/jobs/*/complete", EVHTTP_REQ_POST, AUTH_TEAM, &tg_front_jobs,
      tg_front_jobs_complete},
-    {"/", EVHTTP_REQ_GET, true, &tg_front_stip, tg_front_stip_root},
-    {"/llm/providers", EVHTTP_REQ_GET, true, &tg_front_stip,
+    {"/", EVHTTP_REQ_GET, AUTH_TEAM, &tg_front_stip, tg_front_stip_root},
+    {"/llm/providers", EVHTTP_REQ_GET, AUTH_TEAM, &tg_front_stip,
      tg_front_stip_providers},
-    {"/llm/generation", EVHTTP_REQ_POST, true, &tg_front_stip,
+    {"/llm/generation", EVHTTP_REQ_POST, AUTH_TEAM, &tg_front_stip,
      tg_front_stip_generation},
-    {"/llm/generation/stream", EVHTTP_REQ_POST, true, &tg_front_stip,
+    {"/llm/generation/stream", EVHTTP_REQ_POST, AUTH_TEAM, &tg_front_stip,
      tg_front_stip_generation_stream},
-    {"/llm/classification", EVHTTP_REQ_POST, true, &tg_front_stip,
+    {"/llm/classification", EVHTTP_REQ_POST, AUTH_TEAM, &tg_front_stip,
      tg_front_stip_classification},
-    {"/llm/summarization", EVHTTP_REQ_POST, true, &tg_front_stip,
+    {"/llm/summarization", EVHTTP_REQ_POST, AUTH_TEAM, &tg_front_stip,
      tg_front_stip_summarization},
-    {"/health", EVHTTP_REQ_GET, false, &tg_front_openai, tg_http_health},
-    {"/healthz", EVHTTP_REQ_GET, false, &tg_front_openai, tg_http_healthz},
+    {"/health", EVHTTP_REQ_GET, AUTH_NONE, &tg_front_openai, tg_http_health},
+    {"/healthz", EVHTTP_REQ_GET, AUTH_NONE, &tg_front_openai, tg_http_healthz},
+    {"/admin/teams/*", EVHTTP_REQ_GET, AUTH_ADMIN, &tg_front_admin,
+     tg_front_admin_team},
+    {"/admin/teams/*/credits", EVHTTP_REQ_POST, AUTH_ADMIN, &tg_front_admin,
+     tg_front_admin_top_up},
+    {"/admin/providers", EVHTTP_REQ_GET, AUTH_ADMIN, &tg_front_admin,
+     tg_front_admin_providers},
+    {"/admin/providers/*/reset", EVHTTP_REQ_POST, AUTH_ADMIN, &tg_front_admin,
+     tg_front_admin_reset},
 };
 
 static const struct {
@@ -322,7 +333,8 @@ void tg_http_dispatch(struct evhttp_request *http, void *arg)
         return;
     }
     r->front = route->front;
-    if (route->needs_auth && tg_auth_check(r) != TG_OK)
+    if ((route->auth == AUTH_TEAM && tg_auth_check(r) != TG_OK) ||
+        (route->auth == AUTH_ADMIN && tg_auth_admin(r) != TG_OK))
         return;
     route->handle(r);
 }

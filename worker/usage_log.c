@@ -131,3 +131,24 @@ void tg_usage_log_write(const struct tg_req *r, const struct tg_event *ev)
     tg_logfile_write(&w->usage_log, b);
     evbuffer_free(b);
 }
+
+void tg_usage_log_admin(const struct tg_req *r, const char *action,
+                        const char *fields)
+{
+    struct tg_worker *w = r->worker;
+    struct evbuffer *b;
+
+    if (w->usage_log.fd < 0)
+        return;
+    b = evbuffer_new();
+    if (b == NULL)
+        return;
+    add_time(b);
+    add_key(b, "request_id", r->id, strlen(r->id));
+    evbuffer_add_printf(b, ",\"event\":\"admin\",\"action\":\"%s\"", action);
+    add_key(b, "key_id", r->key_id,
+            r->key_id ? strnlen(r->key_id, KEY_ID_LEN) : 0);
+    evbuffer_add_printf(b, ",%s}\n", fields);
+    tg_logfile_write(&w->usage_log, b);
+    evbuffer_free(b);
+}

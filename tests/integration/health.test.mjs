@@ -155,14 +155,14 @@ test('every_candidate_cooling_down_answers_503_with_retry_after', async (t) => {
   const first = await post(gw, '/v1/chat/completions', ask('G-all-bad'), key);
   assert.equal(first.status, 502, first.text);
   assert.equal(first.headers.get('x-ratelimit-remaining-requests'), '9');
-  const before = (await mock.stats()).requests;
+  const before = (await mock.stats()).total;
   const res = await post(gw, '/v1/chat/completions', ask('G-all-bad'), key);
   assert.equal(res.status, 503, res.text);
   const wait = Number(res.headers.get('retry-after'));
   assert.ok(wait >= 1 && wait <= 30, `Retry-After: ${wait}`);
   assert.equal(res.body.error.code, 'providers_cooling_down');
   assert.match(res.body.error.message, /every provider that can serve model 'G-all-bad' is cooling down/);
-  assert.equal((await mock.stats()).requests, before, 'no provider was called');
+  assert.equal((await mock.stats()).total, before, 'no provider was called');
   // Refused before admission: the team's quota did not move.
   const next = await post(gw, '/v1/chat/completions', ask('good'), key);
   assert.equal(next.headers.get('x-ratelimit-remaining-requests'), '8');

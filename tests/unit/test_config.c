@@ -464,7 +464,7 @@ Test(errors, unknown_key_at_top_level)
                  "(expected one of: listen, workers, state_file, usage_log, "
                  "access_log, pid_file, shutdown_timeout_s, limits, auth, "
                  "default_model, providers, models, model_groups, health, "
-                 "defaults, teams)");
+                 "defaults, teams, admin_keys)");
     cr_assert_eq(diags.n_errors, 1);
 }
 
@@ -851,7 +851,7 @@ Test(errors, same_key_in_two_teams)
                  "  a: {keys: [\"" HASH_A "\"]}\n"
                  "  b: {keys: [\"" HASH_A "\"]}\n",
                  "t.yaml:3:14: error: team \"b\" has a key that team \"a\" "
-                 "also has; a key must belong to one team");
+                 "also has; a key must belong to one team, or be an admin key");
     cr_assert_eq(diags.n_errors, 1);
 }
 
@@ -862,7 +862,7 @@ Test(errors, same_key_written_differently_in_two_teams)
                  "  a: {keys: [abc]}\n"
                  "  b: {keys: [\"" HASH_A_UPPER "\"]}\n",
                  "t.yaml:3:14: error: team \"b\" has a key that team \"a\" "
-                 "also has; a key must belong to one team");
+                 "also has; a key must belong to one team, or be an admin key");
 }
 
 Test(errors, same_key_twice_in_one_team)
@@ -870,6 +870,37 @@ Test(errors, same_key_twice_in_one_team)
     expect_error("teams:\n"
                  "  a: {keys: [\"" HASH_A "\", \"" HASH_A "\"]}\n",
                  "t.yaml:2:89: error: team \"a\" lists the same key twice");
+}
+
+Test(admin_keys, are_hashed_like_team_keys)
+{
+    load_ok("admin_keys: [\"" HASH_A_UPPER "\", other]\n"
+            "teams:\n  a: {keys: [third]}\n");
+    cr_assert_eq(cfg->n_admin_keys, 2);
+    cr_assert_str_eq(cfg->admin_key_hashes[0], HASH_A);
+    cr_assert_eq(strlen(cfg->admin_key_hashes[1]), TG_KEY_HASH_LEN);
+    cleanup();
+    expect_error("admin_keys: [abc, \"" HASH_A_UPPER "\"]\n",
+                 "t.yaml:1:19: error: admin_keys lists the same key twice");
+}
+
+Test(errors, admin_key_that_a_team_has)
+{
+    expect_error("admin_keys: [\"" HASH_A "\"]\n"
+                 "teams:\n  a: {keys: [abc]}\n",
+                 "t.yaml:3:14: error: team \"a\" has a key that admin_keys "
+                 "also has; a key must belong to one team, or be an admin "
+                 "key");
+}
+
+Test(errors, admin_keys_must_be_a_sequence_of_keys)
+{
+    expect_error("admin_keys: abc\n",
+                 "t.yaml:1:13: error: admin_keys must be a sequence of keys, "
+                 "got a scalar");
+    cleanup();
+    expect_error("admin_keys: [\"\"]\n",
+                 "t.yaml:1:14: error: admin_keys has an empty key");
 }
 
 Test(errors, empty_key)
@@ -990,7 +1021,7 @@ Test(errors, every_error_is_reported_in_one_load)
                        "level (expected one of: listen, workers, state_file, "
                        "usage_log, access_log, pid_file, shutdown_timeout_s, "
                        "limits, auth, default_model, providers, models, "
-                       "model_groups, health, defaults, teams)"));
+                       "model_groups, health, defaults, teams, admin_keys)"));
     cr_assert_str_eq(diags.items[2].text,
                      "t.yaml:3:26: error: idle_timeout_s must be an integer "
                      "from 1 to 86400, got \"0\"");
