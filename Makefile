@@ -5,6 +5,8 @@
 #   make test       install missing dependencies, build, run every test
 #   make SANITIZE=1 the same with AddressSanitizer and UndefinedBehaviorSanitizer
 #                   (objects and binaries go to build/san/)
+#   make install    install under PREFIX (default /usr/local) into DESTDIR
+#   make uninstall  remove what install put there but the config and env file
 
 PKGS     := libevent libevent_openssl openssl yaml-0.1
 CC       ?= cc
@@ -75,6 +77,7 @@ test: test-deps
 	$(BUILD)/unit-tests --jobs 2
 	TG_BIN=$(BUILD)/tollgate TG_MOCK_BIN=$(BUILD)/mock-upstream \
 		tests/integration/run.sh
+	tests/packaging.sh
 
 unit: $(BUILD)/unit-tests
 	$(BUILD)/unit-tests --jobs 2
@@ -112,10 +115,69 @@ format-check:
 	clang-format --dry-run --Werror $(LIB_SRC) master/main.c include/*.h \
 		shm/*.h config/*.h $(UNIT_SRC) $(FUZZ_SRC) $(MOCK_SRC)
 
+# Installation (docs/operations.md). The config and the env file are never
+# overwritten: when one exists, the new config goes next to it as
+# tollgate.yaml.example and the env file is left alone. The installed config
+# is the example with its state file and logs in the directories the systemd
+# unit gives the service (/var/lib/tollgate, /var/log/tollgate).
+PREFIX         ?= /usr/local
+BINDIR         ?= $(PREFIX)/bin
+SYSCONFDIR     ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+DOCDIR         ?= $(PREFIX)/share/doc/tollgate
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR    ?= $(PREFIX)/lib/sysusers.d
+# logrotate reads only /etc/logrotate.d, whatever the prefix.
+LOGROTATEDIR   ?= /etc/logrotate.d
+CONFDIR        := $(SYSCONFDIR)/tollgate
+PKG_DIR        := scripts/packaging
+INSTALL        ?= install
+
+install: $(BUILD)/tollgate
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(CONFDIR) \
+		$(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSTEMDUNITDIR) \
+		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(LOGROTATEDIR)
+	$(INSTALL) -m 0755 $(BUILD)/tollgate $(DESTDIR)$(BINDIR)/tollgate
+	@dst="$(DESTDIR)$(CONFDIR)/tollgate.yaml"; \
+	if [ -e "$$dst" ]; then \
+		echo "install: keeping $$dst; the new one is tollgate.yaml.example"; \
+		dst="$$dst.example"; \
+	fi; \
+	echo "install: config/tollgate.yaml -> $$dst"; \
+	sed -e 's#^state_file: .*#state_file: /var/lib/tollgate/tollgate.state#' \
+	    -e 's#^usage_log: .*#usage_log: /var/log/tollgate/usage.log#' \
+	    -e 's#^access_log: .*#access_log: /var/log/tollgate/access.log#' \
+	    config/tollgate.yaml > "$$dst" && chmod 0644 "$$dst"
+	@[ -e $(DESTDIR)$(CONFDIR)/env ] || \
+		$(INSTALL) -m 0600 $(PKG_DIR)/tollgate.env $(DESTDIR)$(CONFDIR)/env
+	sed -e 's#@BINDIR@#$(BINDIR)#g' -e 's#@SYSCONFDIR@#$(SYSCONFDIR)#g' \
+	    -e 's#@DOCDIR@#$(DOCDIR)#g' $(PKG_DIR)/tollgate.service.in \
+	    > $(DESTDIR)$(SYSTEMDUNITDIR)/tollgate.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/tollgate.service
+	$(INSTALL) -m 0644 $(PKG_DIR)/tollgate.sysusers \
+		$(DESTDIR)$(SYSUSERSDIR)/tollgate.conf
+	$(INSTALL) -m 0644 $(PKG_DIR)/tollgate.logrotate \
+		$(DESTDIR)$(LOGROTATEDIR)/tollgate
+	$(INSTALL) -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)
+	@[ -n "$(DESTDIR)" ] || echo "install: next, as root:" \
+		"systemd-sysusers; systemctl daemon-reload;" \
+		"systemctl enable --now tollgate (docs/operations.md)"
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/tollgate \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/tollgate.service \
+		$(DESTDIR)$(SYSUSERSDIR)/tollgate.conf \
+		$(DESTDIR)$(LOGROTATEDIR)/tollgate \
+		$(DESTDIR)$(CONFDIR)/tollgate.yaml.example
+	rm -f $(addprefix $(DESTDIR)$(DOCDIR)/,README.md $(notdir $(wildcard docs/*.md)))
+	rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
+	@echo "uninstall: kept $(DESTDIR)$(CONFDIR) (config, env)," \
+		"/var/lib/tollgate, /var/log/tollgate and the tollgate user"
+
 clean:
 	rm -rf build
 
-.PHONY: all deps test-deps run test unit valgrind fuzz format-check clean
+.PHONY: all deps test-deps run test unit valgrind fuzz format-check clean \
+	install uninstall
 
 -include $(LIB_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(MOCK_OBJ:.o=.d) \
 	$(BUILD)/obj/master/main.d
