@@ -118,6 +118,26 @@ void tg_cfg_fill_listen(struct tg_cfg_ctx *ctx, const struct tg_cfg_slot *s);
 void tg_cfg_fill_providers(struct tg_cfg_ctx *ctx, const struct tg_cfg_slot *s);
 void tg_cfg_fill_models(struct tg_cfg_ctx *ctx, const struct tg_cfg_slot *s);
 void tg_cfg_fill_groups(struct tg_cfg_ctx *ctx, const struct tg_cfg_slot *s);
+/* The key tables of each section (schema.c lists them). */
+extern const char *const tg_cfg_root_keys[];
+extern const char *const tg_cfg_limits_keys[4];
+extern const char *const tg_cfg_health_keys[2];
+extern const char *const tg_cfg_defaults_keys[3];
+extern const char *const tg_cfg_auth_keys[3];
+extern const char *const tg_cfg_provider_keys[];
+extern const char *const tg_cfg_model_keys[];
+extern const char *const tg_cfg_group_keys[];
+extern const char *const tg_cfg_team_keys[];
+extern const size_t tg_cfg_root_keys_n;
+extern const size_t tg_cfg_limits_keys_n;
+extern const size_t tg_cfg_health_keys_n;
+extern const size_t tg_cfg_defaults_keys_n;
+extern const size_t tg_cfg_auth_keys_n;
+extern const size_t tg_cfg_model_keys_n;
+extern const size_t tg_cfg_group_keys_n;
+extern const size_t tg_cfg_provider_keys_n;
+extern const size_t tg_cfg_team_keys_n;
+
 /* Also reads admin_keys, whose keys must be no team's. */
 void tg_cfg_fill_teams(struct tg_cfg_ctx *ctx, const struct tg_cfg_slot *s,
                        const struct tg_cfg_slot *admin_keys);

@@ -15,12 +15,14 @@
 
 enum { M_PROVIDER, M_MODEL, M_INPUT_PRICE, M_OUTPUT_PRICE, M_COUNT };
 
-static const char *const model_keys[M_COUNT] = {
+const char *const tg_cfg_model_keys[M_COUNT] = {
     "provider", "model", "input_usd_per_mtok", "output_usd_per_mtok"};
+const size_t tg_cfg_model_keys_n = M_COUNT;
 
 enum { G_PRIMARY, G_FALLBACKS, G_COUNT };
 
-static const char *const group_keys[G_COUNT] = {"primary", "fallbacks"};
+const char *const tg_cfg_group_keys[G_COUNT] = {"primary", "fallbacks"};
+const size_t tg_cfg_group_keys_n = G_COUNT;
 
 static void report_missing(struct tg_cfg_ctx *ctx, const yaml_node_t *map,
                            const char *subject, const char *key,
@@ -55,7 +57,7 @@ static void fill_model(struct tg_cfg_ctx *ctx, const yaml_node_t *key,
                             tg_cfg_quote(ctx, m->name, strlen(m->name)));
     if (!tg_cfg_expect_mapping(ctx, map, subject))
         return;
-    tg_cfg_collect(ctx, map, model_keys, M_COUNT, TG_CFG_ALL_KEYS,
+    tg_cfg_collect(ctx, map, tg_cfg_model_keys, M_COUNT, TG_CFG_ALL_KEYS,
                    tg_cfg_printf(ctx, "in %s", subject), s);
     if (s[M_PROVIDER].key == NULL)
         report_missing(ctx, map, subject, "provider", "a provider name");
@@ -186,7 +188,7 @@ static void fill_group(struct tg_cfg_ctx *ctx, const yaml_node_t *key,
         tg_cfg_error(ctx, key, "%s has the same name as a model", subject);
     if (!tg_cfg_expect_mapping(ctx, map, subject))
         return;
-    tg_cfg_collect(ctx, map, group_keys, G_COUNT, TG_CFG_ALL_KEYS,
+    tg_cfg_collect(ctx, map, tg_cfg_group_keys, G_COUNT, TG_CFG_ALL_KEYS,
                    tg_cfg_printf(ctx, "in %s", subject), s);
     if (s[G_PRIMARY].key == NULL)
         report_missing(ctx, map, subject, "primary", "a model name");

@@ -36,7 +36,7 @@ enum {
     K_COUNT
 };
 
-static const char *const provider_keys[K_COUNT] = {
+const char *const tg_cfg_provider_keys[K_COUNT] = {
     "type",
     "base_url",
     "api_key",
@@ -53,6 +53,7 @@ static const char *const provider_keys[K_COUNT] = {
     "ca_file",
     "stream_delay_ms",
 };
+const size_t tg_cfg_provider_keys_n = K_COUNT;
 
 #define BIT(k) (UINT32_C(1) << (k))
 #define NETWORK_KEYS                                                       \
@@ -206,7 +207,7 @@ static void check_required(struct tg_cfg_ctx *ctx, const yaml_node_t *map,
     for (k = 0; k < K_COUNT; k++)
         if ((t->required & BIT(k)) && s[k].key == NULL)
             tg_cfg_error(ctx, map, "%s is missing required key \"%s\"", subject,
-                         provider_keys[k]);
+                         tg_cfg_provider_keys[k]);
 }
 
 static const char *secret_value(const struct tg_provider *p, int k)
@@ -232,7 +233,7 @@ static void check_secrets(struct tg_cfg_ctx *ctx, struct tg_provider *p,
             secret_value(p, k)[0] != '\0')
             continue;
         names = tg_cfg_printf(ctx, "%s%s%s", names, n ? " and " : "",
-                              provider_keys[k]);
+                              tg_cfg_provider_keys[k]);
         at = at ? at : s[k].value;
         n++;
     }
@@ -351,7 +352,7 @@ static void fill_provider(struct tg_cfg_ctx *ctx, const yaml_node_t *key,
     if (map->type != YAML_MAPPING_NODE)
         return;
     /* Without a type, keys no type takes are still worth reporting. */
-    tg_cfg_collect(ctx, map, provider_keys, K_COUNT,
+    tg_cfg_collect(ctx, map, tg_cfg_provider_keys, K_COUNT,
                    t ? t->keys : TG_CFG_ALL_KEYS,
                    tg_cfg_printf(ctx, "in %s", subject), s);
     if (t == NULL)

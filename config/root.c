@@ -33,12 +33,24 @@ enum {
     R_COUNT
 };
 
-static const char *const root_keys[R_COUNT] = {
+const char *const tg_cfg_root_keys[R_COUNT] = {
     "listen",       "workers",       "state_file",         "usage_log",
     "access_log",   "pid_file",      "shutdown_timeout_s", "limits",
     "auth",         "default_model", "providers",          "models",
     "model_groups", "health",        "defaults",           "teams",
     "admin_keys"};
+const size_t tg_cfg_root_keys_n = R_COUNT;
+
+const char *const tg_cfg_limits_keys[4] = {"max_body_bytes", "max_header_bytes",
+                                           "max_connections", "idle_timeout_s"};
+const size_t tg_cfg_limits_keys_n = TG_ARRAY_LEN(tg_cfg_limits_keys);
+const char *const tg_cfg_health_keys[2] = {"allowed_fails", "cooldown_s"};
+const size_t tg_cfg_health_keys_n = TG_ARRAY_LEN(tg_cfg_health_keys);
+const char *const tg_cfg_defaults_keys[3] = {"rpm", "tpm", "credits"};
+const size_t tg_cfg_defaults_keys_n = TG_ARRAY_LEN(tg_cfg_defaults_keys);
+const char *const tg_cfg_auth_keys[3] = {"anonymous_team", "secret_token",
+                                         "secret_token_team"};
+const size_t tg_cfg_auth_keys_n = TG_ARRAY_LEN(tg_cfg_auth_keys);
 
 static int online_cpus(void)
 {
@@ -129,12 +141,10 @@ static bool section(struct tg_cfg_ctx *ctx, const struct tg_cfg_slot *s,
 
 static void read_limits(struct tg_cfg_ctx *ctx, const struct tg_cfg_slot *s)
 {
-    static const char *const keys[] = {"max_body_bytes", "max_header_bytes",
-                                       "max_connections", "idle_timeout_s"};
-    struct tg_cfg_slot k[TG_ARRAY_LEN(keys)];
+    struct tg_cfg_slot k[TG_ARRAY_LEN(tg_cfg_limits_keys)];
     struct tg_config *cfg = ctx->cfg;
 
-    if (!section(ctx, s, "limits", keys, TG_ARRAY_LEN(keys), k))
+    if (!section(ctx, s, "limits", tg_cfg_limits_keys, TG_ARRAY_LEN(k), k))
         return;
     tg_cfg_read_int(ctx, &k[0], 1024, 1073741824, &cfg->limits.max_body_bytes);
     tg_cfg_read_int(ctx, &k[1], 1024, 1048576, &cfg->limits.max_header_bytes);
@@ -144,11 +154,10 @@ static void read_limits(struct tg_cfg_ctx *ctx, const struct tg_cfg_slot *s)
 
 static void read_health(struct tg_cfg_ctx *ctx, const struct tg_cfg_slot *s)
 {
-    static const char *const keys[] = {"allowed_fails", "cooldown_s"};
-    struct tg_cfg_slot k[TG_ARRAY_LEN(keys)];
+    struct tg_cfg_slot k[TG_ARRAY_LEN(tg_cfg_health_keys)];
     struct tg_config *cfg = ctx->cfg;
 
-    if (!section(ctx, s, "health", keys, TG_ARRAY_LEN(keys), k))
+    if (!section(ctx, s, "health", tg_cfg_health_keys, TG_ARRAY_LEN(k), k))
         return;
     tg_cfg_read_int32(ctx, &k[0], 1, 1000, &cfg->health.allowed_fails);
     tg_cfg_read_int32(ctx, &k[1], 1, 86400, &cfg->health.cooldown_s);
@@ -157,11 +166,10 @@ static void read_health(struct tg_cfg_ctx *ctx, const struct tg_cfg_slot *s)
 static void read_team_defaults(struct tg_cfg_ctx *ctx,
                                const struct tg_cfg_slot *s)
 {
-    static const char *const keys[] = {"rpm", "tpm", "credits"};
-    struct tg_cfg_slot k[TG_ARRAY_LEN(keys)];
+    struct tg_cfg_slot k[TG_ARRAY_LEN(tg_cfg_defaults_keys)];
     struct tg_config *cfg = ctx->cfg;
 
-    if (!section(ctx, s, "defaults", keys, TG_ARRAY_LEN(keys), k))
+    if (!section(ctx, s, "defaults", tg_cfg_defaults_keys, TG_ARRAY_LEN(k), k))
         return;
     tg_cfg_read_int(ctx, &k[0], 1, INT64_C(1000000000), &cfg->defaults.rpm);
     tg_cfg_read_int(ctx, &k[1], 1, INT64_C(1000000000000), &cfg->defaults.tpm);
@@ -186,23 +194,22 @@ static struct tg_team *auth_team(struct tg_cfg_ctx *ctx, const yaml_node_t *at,
  * its default "default" is reported at the token. */
 static void read_auth(struct tg_cfg_ctx *ctx, const struct tg_cfg_slot *s)
 {
-    static const char *const keys[] = {"anonymous_team", "secret_token",
-                                       "secret_token_team"};
-    struct tg_cfg_slot k[TG_ARRAY_LEN(keys)];
+    struct tg_cfg_slot k[TG_ARRAY_LEN(tg_cfg_auth_keys)];
     struct tg_config *cfg = ctx->cfg;
     char *anonymous = cfg->auth.secret_token, *token_team;
 
-    if (!section(ctx, s, "auth", keys, TG_ARRAY_LEN(keys), k))
+    if (!section(ctx, s, "auth", tg_cfg_auth_keys, TG_ARRAY_LEN(k), k))
         return;
     token_team = tg_cfg_strdup(ctx, "default");
     if (tg_cfg_read_string(ctx, &k[0], &anonymous) && anonymous[0] != '\0')
         cfg->auth.anonymous_team =
-            auth_team(ctx, k[0].value, keys[0], anonymous);
+            auth_team(ctx, k[0].value, tg_cfg_auth_keys[0], anonymous);
     tg_cfg_read_string(ctx, &k[1], &cfg->auth.secret_token);
     if (tg_cfg_read_string(ctx, &k[2], &token_team) &&
         cfg->auth.secret_token[0] != '\0')
-        cfg->auth.secret_token_team = auth_team(
-            ctx, k[2].key ? k[2].value : k[1].value, keys[2], token_team);
+        cfg->auth.secret_token_team =
+            auth_team(ctx, k[2].key ? k[2].value : k[1].value,
+                      tg_cfg_auth_keys[2], token_team);
 }
 
 static void read_default_model(struct tg_cfg_ctx *ctx,
@@ -236,7 +243,7 @@ void tg_cfg_fill(struct tg_cfg_ctx *ctx, yaml_node_t *root)
                      tg_cfg_kind(root));
         return;
     }
-    tg_cfg_collect(ctx, root, root_keys, R_COUNT, TG_CFG_ALL_KEYS,
+    tg_cfg_collect(ctx, root, tg_cfg_root_keys, R_COUNT, TG_CFG_ALL_KEYS,
                    "at the top level", s);
     tg_cfg_fill_listen(ctx, &s[R_LISTEN]);
     read_workers(ctx, &s[R_WORKERS]);

@@ -25,9 +25,10 @@ enum {
     T_COUNT
 };
 
-static const char *const team_keys[T_COUNT] = {
+const char *const tg_cfg_team_keys[T_COUNT] = {
     "keys",           "rpm",          "tpm",    "credits",
     "max_budget_usd", "model_groups", "models", "max_tokens"};
+const size_t tg_cfg_team_keys_n = T_COUNT;
 
 #define HASH_PREFIX     "sha256:"
 #define HASH_PREFIX_LEN 7
@@ -312,7 +313,7 @@ static void fill_team(struct tg_cfg_ctx *ctx, const yaml_node_t *key,
                             tg_cfg_quote(ctx, t->name, strlen(t->name)));
     memset(s, 0, sizeof(s));
     if (tg_cfg_expect_mapping(ctx, map, subject))
-        tg_cfg_collect(ctx, map, team_keys, T_COUNT, TG_CFG_ALL_KEYS,
+        tg_cfg_collect(ctx, map, tg_cfg_team_keys, T_COUNT, TG_CFG_ALL_KEYS,
                        tg_cfg_printf(ctx, "in %s", subject), s);
     read_limits(ctx, t, s);
     read_keys(ctx, t, &t->key_hashes, &t->n_keys, &s[T_KEYS], subject, refs);

@@ -201,4 +201,14 @@ void tg_cfg_hash_key(const char *key, size_t len, char *out);
 /* The name of a provider type as the YAML spells it ("openai", ...). */
 const char *tg_cfg_provider_type_name(enum tg_provider_type type);
 
+/* A key the loader reads: its section ("" for the top level; for
+ * providers, models, model_groups and teams, a key of one entry). */
+struct tg_cfg_schema_key {
+    const char *section;
+    const char *key;
+};
+
+/* Writes up to cap keys into out and returns how many there are. */
+size_t tg_cfg_schema(struct tg_cfg_schema_key *out, size_t cap);
+
 #endif

@@ -1534,3 +1534,75 @@ Test(resolve, find_team_and_provider)
     cr_assert_null(tg_cfg_find_provider(cfg, "o"));
     cr_assert_null(tg_cfg_find_team(cfg, "anyone"));
 }
+
+/* The text of the docs section whose "### " heading names `section` (or
+ * "Top level"), up to the next heading; NULL when there is none. */
+static char *docs_section(const char *docs, const char *section)
+{
+    char want[64];
+    const char *at = docs, *end;
+
+    if (section[0] == '\0')
+        snprintf(want, sizeof(want), "### Top level");
+    else
+        snprintf(want, sizeof(want), "`%s`", section);
+    while ((at = strstr(at, "\n### ")) != NULL) {
+        at++;
+        end = strchr(at, '\n');
+        if (end != NULL &&
+            memmem(at, (size_t)(end - at), want, strlen(want)) != NULL)
+            break;
+    }
+    if (at == NULL)
+        return NULL;
+    end = strstr(at + 4, "\n#");
+    return strndup(at, end ? (size_t)(end - at) : strlen(at));
+}
+
+/* Whether a table row of text names the key: `key` or `section.key`. */
+static bool has_row_for(const char *text, const char *section, const char *key)
+{
+    char plain[96], dotted[128];
+    const char *line = text;
+
+    snprintf(plain, sizeof(plain), "`%s`", key);
+    snprintf(dotted, sizeof(dotted), "`%s.%s`", section, key);
+    for (; line != NULL;
+         line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+        const char *eol = strchr(line, '\n');
+        size_t n = eol ? (size_t)(eol - line) : strlen(line);
+
+        if (line[0] == '|' && (memmem(line, n, plain, strlen(plain)) ||
+                               memmem(line, n, dotted, strlen(dotted))))
+            return true;
+    }
+    return false;
+}
+
+/* The configuration reference cannot drift from the parser: every key the
+ * loader reads has a row in its section of docs/configuration.md. */
+Test(schema, every_key_is_in_the_configuration_reference)
+{
+    struct tg_cfg_schema_key keys[256];
+    size_t n = tg_cfg_schema(keys, TG_ARRAY_LEN(keys)), i, missing = 0;
+    FILE *f = fopen("docs/configuration.md", "r");
+    char *docs = calloc(1, 1 << 20), *text;
+
+    cr_assert_not_null(f, "run from the top of the tree");
+    cr_assert_leq(n, TG_ARRAY_LEN(keys));
+    cr_assert_gt(n, 40);
+    fread(docs, 1, (1 << 20) - 1, f);
+    fclose(f);
+    for (i = 0; i < n; i++) {
+        text = docs_section(docs, keys[i].section);
+        if (text == NULL || !has_row_for(text, keys[i].section, keys[i].key)) {
+            cr_log_error("not documented: %s%s%s", keys[i].section,
+                         keys[i].section[0] ? "." : "", keys[i].key);
+            missing++;
+        }
+        free(text);
+    }
+    free(docs);
+    cr_assert_eq(missing, 0, "%zu keys are missing from the reference",
+                 missing);
+}
