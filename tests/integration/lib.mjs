@@ -109,7 +109,8 @@ export async function startGateway(t, o = {}) {
   const dir = o.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'tollgate-it-'));
   const port = o.port ?? await freePort();
   const configPath = path.join(dir, 'tollgate.yaml');
-  fs.writeFileSync(configPath, makeConfig(dir, port, o));
+  // o.configText: a whole config of the test's own instead.
+  fs.writeFileSync(configPath, o.configText ?? makeConfig(dir, port, o));
   const child = spawn(BIN, ['-c', configPath], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...(o.env ?? {}) },
