@@ -153,10 +153,29 @@ test('access_log_lines_and_reopen_on_sigusr1', async (t) => {
   }, 5000, 'the reopened access log');
 });
 
-test('unwritable_access_log_keeps_serving', async (t) => {
-  const gw = await startGateway(t, { accessLog: '/nonexistent-dir/access.log' });
-  assert.equal((await post(gw, '/v1/chat/completions', CHAT)).status, 200);
+test('unwritable_logs_keep_serving', async (t) => {
+  const gw = await startGateway(t, {
+    accessLog: '/nonexistent-dir/access.log', usageLog: '/nonexistent-dir/usage.log',
+  });
+  for (let i = 0; i < 3; i++) {
+    assert.equal((await post(gw, '/v1/chat/completions', CHAT)).status, 200);
+  }
   assert.match(gw.logs(), /access_log \/nonexistent-dir\/access.log: No such file/);
+  assert.match(gw.logs(), /usage_log \/nonexistent-dir\/usage.log: No such file/);
+});
+
+test('usage_log_reopens_on_sigusr1', async (t) => {
+  const gw = await startGateway(t);
+  const log = path.join(gw.dir, 'usage.log');
+  await post(gw, '/v1/chat/completions', CHAT);
+  await waitFor(() => fs.existsSync(log), 5000, 'the usage log');
+  fs.renameSync(log, `${log}.1`);
+  gw.signal('SIGUSR1');
+  await waitFor(async () => {
+    await post(gw, '/v1/chat/completions', CHAT);
+    return fs.existsSync(log) && fs.readFileSync(log, 'utf8').includes('"status":200');
+  }, 5000, 'the reopened usage log');
+  assert.equal(fs.readFileSync(`${log}.1`, 'utf8').trim().split('\n').length >= 1, true);
 });
 
 test('cli_version_hash_key_and_test_mode', () => {
