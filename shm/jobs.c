@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "layout.h"
+#include "tg_log.h"
 
 static struct tg_shm_job *job_slot(struct tg_shm *shm, uint32_t i)
 {
@@ -349,9 +350,29 @@ enum tg_job_result tg_shm_job_create(struct tg_shm *shm, struct tg_shm_team *t,
     return rc;
 }
 
-int tg_shm_jobs_reset(struct shm_header *h)
+/* At a full start nothing else maps the file: a new lock, and the slots
+ * of jobs whose team the config no longer has (nobody could reach them)
+ * freed. */
+int tg_shm_jobs_reset(struct shm_header *h, const struct tg_config *cfg)
 {
-    return tg_shm_mutex_init(&shm_jobs(h)->lock);
+    struct shm_jobs *jobs = shm_jobs(h);
+    struct job_state js, free_state = {0};
+    size_t dropped = 0;
+    uint32_t i;
+
+    for (i = 0; i < TG_SHM_JOB_SLOTS; i++) {
+        job_copy(&jobs->slots[i], &js);
+        if (js.status != TG_JOB_FREE &&
+            tg_cfg_find_team(cfg, js.team) == NULL) {
+            job_write(&jobs->slots[i], &free_state);
+            dropped++;
+        }
+    }
+    if (dropped > 0)
+        tg_log_info("state file: dropping %zu jobs of teams no longer "
+                    "configured",
+                    dropped);
+    return tg_shm_mutex_init(&jobs->lock);
 }
 
 /* ---- ids as text ------------------------------------------------------ */

@@ -224,7 +224,8 @@ void tg_shm_team_set_limits(struct tg_shm_team *t,
 void tg_shm_health_reset_leases(struct tg_shm_provider *p);
 void tg_shm_workers_reset(struct shm_header *h);
 
-/* jobs.c: at a full start, the table lock is made new. */
-int tg_shm_jobs_reset(struct shm_header *h);
+/* jobs.c: at a full start, a new table lock, and the jobs of teams no
+ * longer configured dropped. */
+int tg_shm_jobs_reset(struct shm_header *h, const struct tg_config *cfg);
 
 #endif

@@ -280,7 +280,7 @@ static int compact_and_reset(struct tg_shm *shm, const struct tg_config *cfg)
         tg_shm_health_reset_leases(&providers[i]);
     }
     tg_shm_workers_reset(shm->header);
-    return tg_shm_jobs_reset(shm->header) == 0 ? TG_OK : TG_ERROR;
+    return tg_shm_jobs_reset(shm->header, cfg) == 0 ? TG_OK : TG_ERROR;
 }
 
 struct tg_shm *tg_shm_open(const struct tg_config *cfg, char *err,
