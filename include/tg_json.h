@@ -125,6 +125,14 @@ int tg_json_bool(const struct tg_json *j, int i, bool *out);
  */
 int tg_json_write_str(struct evbuffer *out, const char *s, size_t n);
 
+/* A fixed-point amount (v in 1/unit) as a JSON number with `digits`
+ * decimals: 1500000 micro-credits, unit 1e6, 6 digits -> 1.500000. */
+void tg_json_write_fixed(struct evbuffer *out, int64_t v, int64_t unit,
+                         int digits);
+
+/* {"detail": message}: the error body of the FastAPI-style surfaces. */
+void tg_json_write_detail(struct evbuffer *out, const char *message);
+
 /* Appends a string literal without its NUL. */
 #define TG_ADD_LIT(buf, lit) evbuffer_add((buf), (lit), sizeof(lit) - 1)
 

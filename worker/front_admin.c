@@ -30,20 +30,7 @@ static void render_error(struct tg_req *r, int status, const char *code,
 {
     (void)status;
     (void)code;
-    TG_ADD_LIT(r->out, "{\"detail\":");
-    tg_json_write_str(r->out, message, strlen(message));
-    TG_ADD_LIT(r->out, "}");
-}
-
-/* A fixed-point amount as a JSON number with `digits` decimals. */
-static void write_fixed(struct evbuffer *b, int64_t v, int64_t unit, int digits)
-{
-    const char *sign = v < 0 ? "-" : "";
-    uint64_t a = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-
-    evbuffer_add_printf(b, "%s%llu.%0*llu", sign,
-                        (unsigned long long)(a / (uint64_t)unit), digits,
-                        (unsigned long long)(a % (uint64_t)unit));
+    tg_json_write_detail(r->out, message);
 }
 
 /* The configured team the path names, with its slot; NULL after a 404. */
@@ -89,16 +76,16 @@ void tg_front_admin_team(struct tg_req *r)
     TG_ADD_LIT(r->out, ",");
     write_bucket(r->out, "tokens_per_minute", v.tpm, v.tpm_level_micro);
     TG_ADD_LIT(r->out, ",\"credits\":");
-    write_fixed(r->out, v.credits_micro, TG_SHM_MICRO_CREDITS, 6);
+    tg_json_write_fixed(r->out, v.credits_micro, TG_SHM_MICRO_CREDITS, 6);
     TG_ADD_LIT(r->out, ",\"credits_granted\":");
-    write_fixed(r->out, v.grant_micro, TG_SHM_MICRO_CREDITS, 6);
+    tg_json_write_fixed(r->out, v.grant_micro, TG_SHM_MICRO_CREDITS, 6);
     TG_ADD_LIT(r->out, ",\"spend_usd\":");
-    write_fixed(r->out, v.spend_nano_usd, TG_SHM_NANO_USD, 9);
+    tg_json_write_fixed(r->out, v.spend_nano_usd, TG_SHM_NANO_USD, 9);
     TG_ADD_LIT(r->out, ",\"max_budget_usd\":");
     if (v.budget_nano_usd < 0)
         TG_ADD_LIT(r->out, "null");
     else
-        write_fixed(r->out, v.budget_nano_usd, TG_SHM_NANO_USD, 9);
+        tg_json_write_fixed(r->out, v.budget_nano_usd, TG_SHM_NANO_USD, 9);
     evbuffer_add_printf(r->out, ",\"open_jobs\":%lld}",
                         (long long)tg_shm_jobs_open(r->worker->shm, slot));
     tg_req_send(r, 200);
@@ -142,9 +129,9 @@ void tg_front_admin_top_up(struct tg_req *r)
     TG_ADD_LIT(r->out, "{\"team\":");
     tg_json_write_str(r->out, team->name, strlen(team->name));
     TG_ADD_LIT(r->out, ",\"added\":");
-    write_fixed(r->out, micro, TG_SHM_MICRO_CREDITS, 6);
+    tg_json_write_fixed(r->out, micro, TG_SHM_MICRO_CREDITS, 6);
     TG_ADD_LIT(r->out, ",\"credits\":");
-    write_fixed(r->out, balance, TG_SHM_MICRO_CREDITS, 6);
+    tg_json_write_fixed(r->out, balance, TG_SHM_MICRO_CREDITS, 6);
     TG_ADD_LIT(r->out, "}");
     snprintf(fields, sizeof(fields),
              "\"team\":\"%s\",\"amount_micro\":%lld,\"balance_micro\":%lld",

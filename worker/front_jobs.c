@@ -94,17 +94,6 @@ static void write_time(struct evbuffer *b, int64_t ns)
                         (int)(ns % TG_SHM_NANO_USD / 1000000));
 }
 
-/* A fixed-point amount as a JSON number with `digits` decimals. */
-static void write_fixed(struct evbuffer *b, int64_t v, int64_t unit, int digits)
-{
-    const char *sign = v < 0 ? "-" : "";
-    uint64_t a = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-
-    evbuffer_add_printf(b, "%s%llu.%0*llu", sign,
-                        (unsigned long long)(a / (uint64_t)unit), digits,
-                        (unsigned long long)(a % (uint64_t)unit));
-}
-
 static const char *status_name(enum tg_job_status s)
 {
     switch (s) {
@@ -129,7 +118,7 @@ static void write_costs(struct evbuffer *b, const struct tg_shm_job_view *v)
         (long long)v->failed_calls,
         (long long)(v->prompt_tokens + v->completion_tokens),
         (long long)v->prompt_tokens, (long long)v->completion_tokens);
-    write_fixed(b, v->cost_nano_usd, TG_SHM_NANO_USD, 9);
+    tg_json_write_fixed(b, v->cost_nano_usd, TG_SHM_NANO_USD, 9);
     evbuffer_add_printf(b, ",\"avg_latency_ms\":%lld,\"credit_applied\":%s",
                         (long long)avg,
                         v->is_credit_applied ? "true" : "false");
@@ -284,7 +273,7 @@ void tg_front_jobs_complete(struct tg_req *r)
     TG_ADD_LIT(r->out, ",\"costs\":");
     write_costs(r->out, &v);
     TG_ADD_LIT(r->out, ",\"credits_remaining\":");
-    write_fixed(r->out, v.credits_after_micro, TG_SHM_MICRO_CREDITS, 6);
+    tg_json_write_fixed(r->out, v.credits_after_micro, TG_SHM_MICRO_CREDITS, 6);
     TG_ADD_LIT(r->out, "}}");
     tg_req_send(r, 200);
 }
@@ -434,9 +423,7 @@ static void render_error(struct tg_req *r, int status, const char *code,
     (void)status;
     (void)code;
     count_call(r, false);
-    TG_ADD_LIT(r->out, "{\"detail\":");
-    tg_json_write_str(r->out, message, strlen(message));
-    TG_ADD_LIT(r->out, "}");
+    tg_json_write_detail(r->out, message);
 }
 
 static int render_answer(struct tg_req *r)

@@ -586,9 +586,7 @@ static void render_error(struct tg_req *r, int status, const char *code,
 {
     (void)status;
     (void)code;
-    TG_ADD_LIT(r->out, "{\"detail\":");
-    tg_json_write_str(r->out, message, strlen(message));
-    TG_ADD_LIT(r->out, "}");
+    tg_json_write_detail(r->out, message);
 }
 
 /* A tool call's "input": its arguments when they are a JSON object (a

@@ -13,6 +13,7 @@
 #include "tg.h"
 
 #include <event2/buffer.h>
+#include <string.h>
 
 #define REPLACEMENT "\\ufffd"
 
@@ -118,4 +119,22 @@ int tg_json_write_str(struct evbuffer *out, const char *s, size_t n)
         evbuffer_add(out, "\"", 1) != 0)
         return TG_NOMEM;
     return TG_OK;
+}
+
+void tg_json_write_fixed(struct evbuffer *out, int64_t v, int64_t unit,
+                         int digits)
+{
+    const char *sign = v < 0 ? "-" : "";
+    uint64_t a = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+    evbuffer_add_printf(out, "%s%llu.%0*llu", sign,
+                        (unsigned long long)(a / (uint64_t)unit), digits,
+                        (unsigned long long)(a % (uint64_t)unit));
+}
+
+void tg_json_write_detail(struct evbuffer *out, const char *message)
+{
+    TG_ADD_LIT(out, "{\"detail\":");
+    tg_json_write_str(out, message, strlen(message));
+    TG_ADD_LIT(out, "}");
 }
