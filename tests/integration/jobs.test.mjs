@@ -304,6 +304,7 @@ test('jobs_and_credits_survive_reload_and_restart', async (t) => {
   }, 10000, 'new workers');
   assert.deepEqual((await get(gw, `/api/jobs/${open.job_id}`, H)).body, before);
   assert.equal((await get(gw, `/api/jobs/${closed.job_id}`, H)).body.status, 'completed');
+  assert.equal(await credits(gw), 9, 'the credit of the completed job, after the reload');
   await gw.stop();
   const again = await jobsGateway(t, { credits: 10, dir: gw.dir, keepDir: true, port: gw.port });
   assert.deepEqual((await get(again, `/api/jobs/${open.job_id}`, H)).body, before);
