@@ -17,6 +17,9 @@ struct tg_req;
 
 struct tg_front {
     const char *name; /* "openai": the surface, for logs and metrics */
+    /* The status of a request body that fails validation: 0 for 400, or
+     * 422 for the FastAPI-style surfaces. */
+    int invalid_status;
     /* Writes an error body for `status` into r->out (the caller sends it).
      * `code` is a short machine-readable reason ("invalid_api_key"). */
     void (*render_error)(struct tg_req *r, int status, const char *code,

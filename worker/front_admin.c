@@ -119,7 +119,6 @@ void tg_front_admin_top_up(struct tg_req *r)
     if (team == NULL)
         return;
     if (tg_parse_request(&p, r) != TG_OK || parse_amount(&p, &amount) != 0) {
-        p.status = p.status == 400 ? 422 : p.status;
         tg_parse_answer(&p, r);
         return;
     }
@@ -231,5 +230,6 @@ void tg_front_admin_reset(struct tg_req *r)
 
 const struct tg_front tg_front_admin = {
     .name = "admin",
+    .invalid_status = 422,
     .render_error = render_error,
 };

@@ -70,14 +70,6 @@ static void fail_detail(struct tg_req *r, int status, const char *fmt, ...)
     tg_req_fail(r, status, "job_error", "%s", message);
 }
 
-/* Parse errors of this surface are 422s. */
-static void answer_parse_error(struct tg_parse *p, struct tg_req *r)
-{
-    if (p->status == 400)
-        p->status = 422;
-    tg_parse_answer(p, r);
-}
-
 static void write_time(struct evbuffer *b, int64_t ns)
 {
     time_t s = (time_t)(ns / TG_SHM_NANO_USD);
@@ -197,7 +189,7 @@ void tg_front_jobs_create(struct tg_req *r)
 
     if (tg_parse_request(&p, r) != TG_OK ||
         parse_create(&p, &team, &type) != TG_OK) {
-        answer_parse_error(&p, r);
+        tg_parse_answer(&p, r);
         return;
     }
     if (strlen(r->team->name) != team.len ||
@@ -263,7 +255,7 @@ void tg_front_jobs_complete(struct tg_req *r)
     if (path_job(r, &id) != TG_OK)
         return;
     if (tg_parse_request(&p, r) != TG_OK || parse_status(&p, &status) != 0) {
-        answer_parse_error(&p, r);
+        tg_parse_answer(&p, r);
         return;
     }
     if (job_refused(r, tg_shm_job_close(r->worker->shm, team_slot(r), &id,
@@ -361,7 +353,7 @@ static void call_in_job(struct tg_req *r, bool is_stream)
     if (path_job(r, &call->id) != TG_OK)
         return;
     if (tg_parse_request(&p, r) != TG_OK || parse_call(&p, r, call) != 0) {
-        answer_parse_error(&p, r);
+        tg_parse_answer(&p, r);
         return;
     }
     if (job_refused(r, tg_shm_job_check(r->worker->shm, team_slot(r),
@@ -541,6 +533,7 @@ static void render_stream_end(struct tg_req *r)
 
 const struct tg_front tg_front_jobs = {
     .name = "jobs",
+    .invalid_status = 422,
     .render_error = render_error,
     .render_answer = render_answer,
     .render_stream_start = render_stream_start,

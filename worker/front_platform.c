@@ -820,20 +820,12 @@ static void render_stream_end(struct tg_req *r)
 
 /* ---- route handlers ----------------------------------------------- */
 
-/* Validation errors are FastAPI's 422; out of memory stays 500. */
-static void answer_invalid(struct tg_parse *p, struct tg_req *r)
-{
-    if (p->status == 400)
-        p->status = 422;
-    tg_parse_answer(p, r);
-}
-
 static void run(struct tg_req *r, bool is_stream)
 {
     struct tg_parse p;
 
     if (tg_parse_request(&p, r) != TG_OK || parse_chat(&p, &r->chat) != TG_OK) {
-        answer_invalid(&p, r);
+        tg_parse_answer(&p, r);
         return;
     }
     r->chat.is_stream = is_stream;
@@ -885,6 +877,7 @@ void tg_front_platform_models(struct tg_req *r)
 
 const struct tg_front tg_front_platform = {
     .name = "platform",
+    .invalid_status = 422,
     .render_error = render_error,
     .render_answer = render_answer,
     .render_stream_start = render_stream_start,

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "tg.h"
+#include "tg_front.h"
 #include "tg_req.h"
 
 int tg_parse_fail(struct tg_parse *p, const char *code, const char *fmt, ...)
@@ -38,6 +39,8 @@ int tg_parse_nomem(struct tg_parse *p)
 
 void tg_parse_answer(struct tg_parse *p, struct tg_req *r)
 {
+    if (p->status == 400 && r->front->invalid_status != 0)
+        p->status = r->front->invalid_status;
     if (p->param[0] != '\0' && p->status == 400)
         r->error_param =
             tg_arena_strndup(&r->arena, p->param, strlen(p->param));
