@@ -11,12 +11,14 @@
 #define TG_FRONT_H
 
 #include "tg_canon.h"
+#include "tg_metrics.h"
 #include "tg_req.h"
 
 struct tg_req;
 
 struct tg_front {
-    const char *name; /* "openai": the surface, for logs and metrics */
+    const char *name;        /* "openai": the surface, for logs */
+    enum tg_surface surface; /* for metrics */
     /* The status of a request body that fails validation: 0 for 400, or
      * 422 for the FastAPI-style surfaces. */
     int invalid_status;

@@ -54,4 +54,7 @@ void tg_access_log_write(struct tg_worker *w, const struct tg_req *r);
 tg_handler_fn tg_http_health;
 tg_handler_fn tg_http_healthz;
 
+/* GET /metrics (metrics_page.c): Prometheus text, over all workers. */
+tg_handler_fn tg_http_metrics;
+
 #endif

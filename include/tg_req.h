@@ -19,6 +19,7 @@
 #include "tg_back.h"
 #include "tg_canon.h"
 #include "tg_config.h"
+#include "tg_metrics.h"
 #include "tg_shm.h"
 
 struct event;
@@ -52,10 +53,12 @@ struct tg_req {
     struct evhttp_request *http; /* NULL once the client has gone */
     struct evhttp_connection *conn;
     const struct tg_front *front;
-    void *front_state; /* the front's own, in the arena; NULL if none */
+    enum tg_surface surface; /* the route's, for metrics */
+    void *front_state;       /* the front's own, in the arena; NULL if none */
     struct tg_arena arena;
     char id[TG_REQ_ID_MAX + 1];
     int64_t started_us;       /* monotonic */
+    int64_t first_token_us;   /* when the first token was streamed; 0 */
     int64_t created;          /* wall clock seconds, for response bodies */
     struct evbuffer *out;     /* what the front renders, then sends */
     int status;               /* HTTP status sent (0 until then) */
@@ -116,12 +119,18 @@ void tg_req_run_chat(struct tg_req *r);
 /* Answers with `status` and r->out as a JSON body, then finishes r. */
 void tg_req_send(struct tg_req *r, int status);
 
+/* The same with another type of body. */
+void tg_req_send_as(struct tg_req *r, int status, const char *content_type);
+
 /* Renders an error with the request's front, sends it, finishes r. */
 void tg_req_fail(struct tg_req *r, int status, const char *code,
                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* Adds a response header (copied). */
 void tg_req_header(struct tg_req *r, const char *name, const char *value);
+
+/* The index of r's team in its worker's config. */
+size_t tg_quota_team_index(const struct tg_req *r);
 
 /* Step "admit": reserves the request's quota, or answers 429 (r is then
  * finished) and returns TG_ERROR. */

@@ -21,12 +21,14 @@ struct event_base;
 struct evhttp;
 struct evhttp_bound_socket;
 struct tg_auth_table;
+struct tg_metrics;
 struct tg_shm;
 struct tg_upstream;
 
 struct tg_worker {
     const struct tg_config *cfg;
     struct tg_shm *shm;
+    struct tg_metrics *metrics;
     unsigned generation;
     time_t config_loaded_at;
     struct event_base *base;
@@ -54,8 +56,8 @@ extern struct tg_worker *tg_worker_self;
  * status: 0 after a clean stop, TG_EXIT_FATAL when it cannot serve at all.
  */
 int tg_worker_run(const struct tg_config *cfg, struct tg_shm *shm,
-                  const int *listen_fds, size_t n_fds, unsigned generation,
-                  time_t loaded_at);
+                  struct tg_metrics *metrics, const int *listen_fds,
+                  size_t n_fds, unsigned generation, time_t loaded_at);
 
 /* Called by the request path when a request starts and when it ends. */
 void tg_worker_request_begun(struct tg_worker *w);

@@ -29,6 +29,7 @@
 
 #include "tg.h"
 #include "tg_log.h"
+#include "tg_metrics.h"
 #include "tg_shm.h"
 #include "tg_worker.h"
 
@@ -40,7 +41,8 @@ struct slot {
 
 struct master {
     struct tg_config *cfg;
-    struct tg_shm *shm; /* mapped here, inherited by every worker */
+    struct tg_shm *shm;         /* mapped here, inherited by every worker */
+    struct tg_metrics *metrics; /* its counters, for cfg */
     const char *path;
     int *fds; /* one listening socket per cfg->listen entry */
     size_t n_fds;
@@ -124,12 +126,14 @@ static void spawn(struct master *m, const sigset_t *blocked)
     if (pid == 0) {
         reset_signals(blocked);
         tg_shm_worker_attach(m->shm, shm_slot);
-        status = tg_worker_run(m->cfg, m->shm, m->fds, m->n_fds, m->generation,
-                               m->loaded_at);
+        status = tg_worker_run(m->cfg, m->shm, m->metrics, m->fds, m->n_fds,
+                               m->generation, m->loaded_at);
+        tg_metrics_free(m->metrics);
         tg_cfg_free(m->cfg);
         exit(status);
     }
     m->slots[m->n_slots++] = (struct slot){pid, m->generation, shm_slot};
+    tg_metrics_set_workers(m->metrics, m->n_slots);
 }
 
 static void spawn_generation(struct master *m, const sigset_t *blocked)
@@ -179,10 +183,14 @@ static void reap(struct master *m, const sigset_t *blocked)
             WIFEXITED(status) && WEXITSTATUS(status) == TG_EXIT_FATAL;
         bool will_respawn = is_current && !m->stop_signal && !is_fatal;
         tg_shm_worker_free(m->shm, m->slots[i].shm_slot);
+        tg_metrics_worker_gone(m->metrics, m->slots[i].shm_slot);
         m->slots[i] = m->slots[--m->n_slots];
+        tg_metrics_set_workers(m->metrics, m->n_slots);
         log_exit(pid, status, will_respawn);
-        if (will_respawn)
+        if (will_respawn) {
+            tg_metrics_worker_restarted(m->metrics);
             spawn(m, blocked);
+        }
     }
 }
 
@@ -280,34 +288,41 @@ static void log_diags(const struct tg_cfg_diags *d)
     }
 }
 
+static void reload_failed(struct master *m, const char *why)
+{
+    tg_log_error("reload failed: %s; still serving configuration "
+                 "generation %u",
+                 why, m->generation);
+    tg_metrics_reloaded(m->metrics, false, m->generation, tg_shm_now_ns());
+}
+
+/* Everything that can fail comes before anything changes. */
 static void reload(struct master *m, const sigset_t *blocked)
 {
     struct tg_cfg_diags diags = {0};
     struct tg_config *cfg = tg_cfg_load(m->path, &diags);
+    struct tg_metrics *metrics = NULL;
     char err[512];
     int *fds;
 
     log_diags(&diags);
+    snprintf(err, sizeof(err), "%zu errors", diags.n_errors);
+    tg_cfg_diags_free(&diags);
     if (cfg == NULL) {
-        tg_log_error("reload failed (%zu errors): still serving "
-                     "configuration generation %u",
-                     diags.n_errors, m->generation);
-        tg_cfg_diags_free(&diags);
+        reload_failed(m, err);
         return;
     }
-    tg_cfg_diags_free(&diags);
     fds = open_listeners(cfg, m->cfg, m->fds);
     if (fds == NULL) {
-        tg_log_error("reload failed: cannot listen; still serving "
-                     "configuration generation %u",
-                     m->generation);
+        reload_failed(m, "cannot listen");
         tg_cfg_free(cfg);
         return;
     }
-    if (tg_shm_configure(m->shm, cfg, err, sizeof(err)) != TG_OK) {
-        tg_log_error("reload failed: %s; still serving configuration "
-                     "generation %u",
-                     err, m->generation);
+    metrics = tg_metrics_new(m->shm, cfg);
+    if (metrics == NULL ||
+        tg_shm_configure(m->shm, cfg, err, sizeof(err)) != TG_OK) {
+        reload_failed(m, metrics == NULL ? "out of memory" : err);
+        tg_metrics_free(metrics);
         close_except(fds, cfg->n_listen, m->fds, m->n_fds);
         tg_cfg_free(cfg);
         return;
@@ -316,11 +331,14 @@ static void reload(struct master *m, const sigset_t *blocked)
      * their own copies until they have drained. */
     close_except(m->fds, m->n_fds, fds, cfg->n_listen);
     tg_cfg_free(m->cfg);
+    tg_metrics_free(m->metrics);
     m->cfg = cfg;
+    m->metrics = metrics;
     m->fds = fds;
     m->n_fds = cfg->n_listen;
     m->generation++;
     m->loaded_at = time(NULL);
+    tg_metrics_reloaded(m->metrics, true, m->generation, tg_shm_now_ns());
     write_pid_file(cfg->pid_file);
     spawn_generation(m, blocked);
     signal_workers(m, SIGQUIT, true);
@@ -406,13 +424,16 @@ int tg_master_run(struct tg_config *cfg, const char *path)
 
     m.loaded_at = time(NULL);
     m.shm = tg_shm_open(cfg, err, sizeof(err));
-    if (m.shm == NULL ||
+    if (m.shm != NULL && (m.metrics = tg_metrics_new(m.shm, cfg)) == NULL)
+        snprintf(err, sizeof(err), "out of memory");
+    if (m.shm == NULL || m.metrics == NULL ||
         tg_shm_configure(m.shm, cfg, err, sizeof(err)) != TG_OK ||
         (m.fds = open_listeners(cfg, NULL, NULL)) == NULL ||
         write_pid_file(cfg->pid_file) != TG_OK) {
         if (err[0] != '\0')
             tg_log_error("%s", err);
         tg_shm_close(m.shm);
+        tg_metrics_free(m.metrics);
         if (m.fds != NULL)
             close_fds(m.fds, cfg->n_listen);
         tg_cfg_free(cfg);
@@ -424,6 +445,7 @@ int tg_master_run(struct tg_config *cfg, const char *path)
     if (m.cfg->pid_file[0] != '\0')
         unlink(m.cfg->pid_file);
     tg_shm_close(m.shm);
+    tg_metrics_free(m.metrics);
     close_fds(m.fds, m.n_fds);
     free(m.slots);
     tg_cfg_free(m.cfg);

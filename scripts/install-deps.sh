@@ -12,7 +12,7 @@ set -euo pipefail
 
 build_pkgs=(gcc make pkg-config libevent-dev libssl-dev libyaml-dev
             libjsmn-dev ca-certificates)
-test_pkgs=(libcriterion-dev curl valgrind logrotate)
+test_pkgs=(libcriterion-dev curl valgrind logrotate prometheus)
 fuzz_pkgs=(clang libclang-rt-14-dev clang-format)
 
 want=("${build_pkgs[@]}")

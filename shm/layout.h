@@ -1,10 +1,11 @@
 /*
  * layout.h - the bytes of the state file; private to shm/.
  *
- *   [header][worker slots][provider slots][jobs][team slot 0]...
+ *   [header][worker slots][provider slots][jobs][metrics][team slot 0]...
  *
- * Worker, provider and job slots are fixed in number, so team slots, the
- * only region that grows, come last.
+ * Worker, provider and job slots and the metrics are fixed in size, so team
+ * slots, the only region that grows, come last. The metrics are counters
+ * (tg_metrics.h), not state: they are zeroed at every start.
  *
  * Every piece of state that changes under a lock is kept twice with an index
  * saying which copy is current. A change writes the other copy in full, then
@@ -24,10 +25,11 @@
 #include <stdint.h>
 
 #include "tg_bucket.h"
+#include "tg_metrics.h"
 #include "tg_shm.h"
 
 #define TG_SHM_MAGIC          "TGSTATE"
-#define TG_SHM_LAYOUT_VERSION 3u
+#define TG_SHM_LAYOUT_VERSION 4u
 #define TG_SHM_MIN_CAPACITY   64u
 #define TG_SHM_NAME_MAX       71  /* team names are at most 64 bytes */
 #define TG_SHM_PROVIDER_NAME  135 /* provider names are at most 128 bytes */
@@ -53,7 +55,7 @@ struct shm_header {
     uint32_t worker_size;
     uint32_t job_size;
     _Atomic uint32_t geometry_index;
-    uint32_t reserved;
+    uint32_t metrics_size;
     struct shm_geometry geometry[2];
 } __attribute__((aligned(64))); /* slots after it are 64-byte aligned */
 
@@ -153,6 +155,52 @@ struct shm_jobs {
     struct tg_shm_job slots[TG_SHM_JOB_SLOTS];
 } __attribute__((aligned(64)));
 
+/* The counters of GET /metrics (metrics.c). The first block is the
+ * master's to write; names are registered by the master only, and
+ * n_teams and n_models are stored after the entry they publish. */
+struct metrics_histogram {
+    _Atomic uint64_t buckets[TG_METRICS_N_BUCKETS + 1]; /* the last: +Inf */
+    _Atomic uint64_t sum_us;
+};
+
+struct metrics_team {
+    char name[TG_SHM_NAME_MAX + 1];
+    _Atomic uint64_t refused[TG_N_LIMITS];
+};
+
+struct metrics_model {
+    char name[136];
+    char provider[TG_SHM_PROVIDER_NAME + 1];
+    _Atomic uint64_t calls[TG_N_OUTCOMES];
+    _Atomic uint64_t fallbacks;
+};
+
+struct metrics_pair {
+    _Atomic uint64_t key; /* (team + 1) << 32 | (model + 1); 0: free */
+    _Atomic uint64_t prompt_tokens, completion_tokens;
+    _Atomic uint64_t cost_nano_usd;
+};
+
+struct shm_metrics {
+    _Atomic int64_t started_ns;
+    _Atomic uint64_t generation;
+    _Atomic uint64_t reloads_ok, reloads_failed;
+    _Atomic uint64_t is_last_reload_ok;
+    _Atomic int64_t last_reload_ns;
+    _Atomic uint64_t worker_restarts;
+    _Atomic uint64_t workers;
+    _Atomic uint64_t dropped;
+    _Atomic uint64_t requests[TG_N_SURFACES][TG_N_STATUSES];
+    struct metrics_histogram latency[TG_N_SURFACES];
+    struct metrics_histogram ttft[TG_N_SURFACES];
+    _Atomic uint64_t log_lost[TG_N_LOGS];
+    _Atomic int64_t in_flight[TG_SHM_WORKER_SLOTS]; /* per worker slot */
+    _Atomic uint32_t n_teams, n_models;
+    struct metrics_team teams[TG_METRICS_TEAMS];
+    struct metrics_model models[TG_METRICS_MODELS];
+    struct metrics_pair pairs[TG_METRICS_PAIRS];
+} __attribute__((aligned(64)));
+
 struct tg_shm {
     int fd;
     struct shm_header *header;
@@ -174,6 +222,10 @@ _Static_assert(sizeof(struct shm_worker) % 64 == 0,
                "worker slots must stay on cache lines");
 _Static_assert(sizeof(struct shm_jobs) % 64 == 0,
                "team slots after the jobs must start on a cache line");
+_Static_assert(sizeof(struct shm_metrics) % 64 == 0,
+               "team slots after the metrics must start on a cache line");
+_Static_assert((TG_METRICS_PAIRS & (TG_METRICS_PAIRS - 1)) == 0,
+               "the pair table is probed with a mask");
 _Static_assert(TG_SHM_JOB_SLOTS <= 65536, "a job id holds its slot in 16 bits");
 
 static inline struct shm_worker *shm_workers(struct shm_header *h)
@@ -191,9 +243,14 @@ static inline struct shm_jobs *shm_jobs(struct shm_header *h)
     return (struct shm_jobs *)(shm_providers(h) + TG_CFG_MAX_PROVIDERS);
 }
 
+static inline struct shm_metrics *shm_metrics(struct shm_header *h)
+{
+    return (struct shm_metrics *)(shm_jobs(h) + 1);
+}
+
 static inline struct tg_shm_team *shm_slots(struct shm_header *h)
 {
-    return (struct tg_shm_team *)(shm_jobs(h) + 1);
+    return (struct tg_shm_team *)(shm_metrics(h) + 1);
 }
 
 /* Bytes before the first team slot. */
@@ -201,7 +258,7 @@ static inline struct tg_shm_team *shm_slots(struct shm_header *h)
     (sizeof(struct shm_header) +                             \
      TG_SHM_WORKER_SLOTS * sizeof(struct shm_worker) +       \
      TG_CFG_MAX_PROVIDERS * sizeof(struct tg_shm_provider) + \
-     sizeof(struct shm_jobs))
+     sizeof(struct shm_jobs) + sizeof(struct shm_metrics))
 
 /* slot.c: the locked, double-buffered update of one slot's state. */
 int tg_shm_lock_init(struct shm_lock *l);
@@ -227,5 +284,8 @@ void tg_shm_workers_reset(struct shm_header *h);
 /* jobs.c: at a full start, a new table lock, and the jobs of teams no
  * longer configured dropped. */
 int tg_shm_jobs_reset(struct shm_header *h, const struct tg_config *cfg);
+
+/* metrics.c: at a full start, every counter back to zero. */
+void tg_shm_metrics_reset(struct shm_header *h);
 
 #endif

@@ -103,6 +103,7 @@ static int create_file(struct tg_shm *shm, const struct tg_config *cfg,
     h->provider_size = sizeof(struct tg_shm_provider);
     h->worker_size = sizeof(struct shm_worker);
     h->job_size = sizeof(struct tg_shm_job);
+    h->metrics_size = sizeof(struct shm_metrics);
     commit_geometry(h, (struct shm_geometry){.capacity = capacity,
                                              .file_size = size_for(capacity)});
     return TG_OK;
@@ -122,15 +123,17 @@ static int check_header(const struct shm_header *h, char *err, size_t cap)
         h->team_size != sizeof(struct tg_shm_team) ||
         h->provider_size != sizeof(struct tg_shm_provider) ||
         h->worker_size != sizeof(struct shm_worker) ||
-        h->job_size != sizeof(struct tg_shm_job))
+        h->job_size != sizeof(struct tg_shm_job) ||
+        h->metrics_size != sizeof(struct shm_metrics))
         return fail(err, cap,
                     "it was written by a build with another layout (header "
-                    "%u, team %u, provider %u, worker %u, job %u bytes; "
-                    "expected %zu, %zu, %zu, %zu, %zu)",
+                    "%u, team %u, provider %u, worker %u, job %u, metrics %u "
+                    "bytes; expected %zu, %zu, %zu, %zu, %zu, %zu)",
                     h->header_size, h->team_size, h->provider_size,
-                    h->worker_size, h->job_size, sizeof(*h),
+                    h->worker_size, h->job_size, h->metrics_size, sizeof(*h),
                     sizeof(struct tg_shm_team), sizeof(struct tg_shm_provider),
-                    sizeof(struct shm_worker), sizeof(struct tg_shm_job));
+                    sizeof(struct shm_worker), sizeof(struct tg_shm_job),
+                    sizeof(struct shm_metrics));
     return TG_OK;
 }
 
@@ -280,6 +283,7 @@ static int compact_and_reset(struct tg_shm *shm, const struct tg_config *cfg)
         tg_shm_health_reset_leases(&providers[i]);
     }
     tg_shm_workers_reset(shm->header);
+    tg_shm_metrics_reset(shm->header);
     return tg_shm_jobs_reset(shm->header, cfg) == 0 ? TG_OK : TG_ERROR;
 }
 

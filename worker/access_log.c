@@ -60,7 +60,7 @@ void tg_access_log_write(struct tg_worker *w, const struct tg_req *r)
 {
     struct evbuffer *b;
 
-    if (w->access_log.fd < 0)
+    if (!tg_logfile_wants(&w->access_log))
         return;
     b = evbuffer_new();
     if (b == NULL)

@@ -230,6 +230,7 @@ void tg_front_admin_reset(struct tg_req *r)
 
 const struct tg_front tg_front_admin = {
     .name = "admin",
+    .surface = TG_SURFACE_ADMIN,
     .invalid_status = 422,
     .render_error = render_error,
 };

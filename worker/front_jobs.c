@@ -146,6 +146,8 @@ static int job_refused(struct tg_req *r, enum tg_job_result rc)
         break;
     case TG_JOB_CLOSED: fail_detail(r, 409, "Job is already completed"); break;
     case TG_JOB_NO_CREDITS:
+        tg_metrics_refused(r->worker->metrics, tg_quota_team_index(r),
+                           TG_LIMIT_CREDITS);
         fail_detail(r, 402, "Team '%s' has no credits left", r->team->name);
         break;
     case TG_JOB_TABLE_FULL:
@@ -533,6 +535,7 @@ static void render_stream_end(struct tg_req *r)
 
 const struct tg_front tg_front_jobs = {
     .name = "jobs",
+    .surface = TG_SURFACE_JOBS,
     .invalid_status = 422,
     .render_error = render_error,
     .render_answer = render_answer,

@@ -807,6 +807,7 @@ void tg_front_openai_models(struct tg_req *r)
 
 const struct tg_front tg_front_openai = {
     .name = "openai",
+    .surface = TG_SURFACE_OPENAI,
     .render_error = render_error,
     .render_answer = render_answer,
     .render_stream_start = render_stream_start,

@@ -877,6 +877,7 @@ void tg_front_platform_models(struct tg_req *r)
 
 const struct tg_front tg_front_platform = {
     .name = "platform",
+    .surface = TG_SURFACE_PLATFORM,
     .invalid_status = 422,
     .render_error = render_error,
     .render_answer = render_answer,

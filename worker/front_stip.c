@@ -809,6 +809,7 @@ static void render_stream_end(struct tg_req *r)
 
 const struct tg_front tg_front_stip = {
     .name = "stip",
+    .surface = TG_SURFACE_STIP,
     .render_error = render_error,
     .render_answer = render_answer,
     .render_stream_start = render_stream_start,

@@ -77,6 +77,7 @@ static const struct route routes[] = {
      tg_front_stip_summarization},
     {"/health", EVHTTP_REQ_GET, AUTH_NONE, &tg_front_openai, tg_http_health},
     {"/healthz", EVHTTP_REQ_GET, AUTH_NONE, &tg_front_openai, tg_http_healthz},
+    {"/metrics", EVHTTP_REQ_GET, AUTH_NONE, &tg_front_openai, tg_http_metrics},
     {"/admin/teams/*", EVHTTP_REQ_GET, AUTH_ADMIN, &tg_front_admin,
      tg_front_admin_team},
     {"/admin/teams/*/credits", EVHTTP_REQ_POST, AUTH_ADMIN, &tg_front_admin,
@@ -99,6 +100,7 @@ static const struct {
     {404, "Not Found"},
     {405, "Method Not Allowed"},
     {408, "Request Timeout"},
+    {409, "Conflict"},
     {413, "Payload Too Large"},
     {422, "Unprocessable Entity"},
     {429, "Too Many Requests"},
@@ -185,6 +187,7 @@ static struct tg_req *req_new(struct tg_worker *w, struct evhttp_request *http)
     r->http = http;
     r->conn = evhttp_request_get_connection(http);
     r->front = &tg_front_openai;
+    r->surface = TG_SURFACE_NONE;
     r->started_us = tg_now_us();
     r->created = (int64_t)time(NULL);
     tg_arena_init(&r->arena, REQ_ARENA_FIRST_BLOCK);
@@ -217,6 +220,16 @@ static void on_closed_while_writing(struct evhttp_connection *conn, void *arg)
     tg_worker_request_done(arg);
 }
 
+static void count_request(const struct tg_req *r)
+{
+    int64_t now = tg_now_us();
+    int status = r->is_client_gone || r->status == 0 ? 499 : r->status;
+
+    tg_metrics_request(
+        r->worker->metrics, r->surface, status, now - r->started_us,
+        r->first_token_us > 0 ? r->first_token_us - r->started_us : -1);
+}
+
 void tg_http_finish(struct tg_req *r)
 {
     struct tg_worker *w = r->worker;
@@ -229,6 +242,7 @@ void tg_http_finish(struct tg_req *r)
         evhttp_connection_set_closecb(r->conn, NULL, NULL);
     }
     tg_quota_settle(r);
+    count_request(r);
     tg_access_log_write(w, r);
     tg_req_release(r);
     evbuffer_free(r->out);
@@ -333,6 +347,8 @@ void tg_http_dispatch(struct evhttp_request *http, void *arg)
         return;
     }
     r->front = route->front;
+    /* The routes that need no key are the operators' (health, metrics). */
+    r->surface = route->auth == AUTH_NONE ? TG_SURFACE_OPS : r->front->surface;
     if ((route->auth == AUTH_TEAM && tg_auth_check(r) != TG_OK) ||
         (route->auth == AUTH_ADMIN && tg_auth_admin(r) != TG_OK))
         return;

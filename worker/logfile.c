@@ -36,16 +36,34 @@ void tg_logfile_reopen(struct tg_logfile *log)
     tg_logfile_open(log, log->path);
 }
 
+static void count_lost(struct tg_logfile *log)
+{
+    if (log->lost != NULL)
+        atomic_fetch_add_explicit(log->lost, 1, memory_order_relaxed);
+}
+
+bool tg_logfile_wants(struct tg_logfile *log)
+{
+    if (log->path[0] == '\0')
+        return false;
+    if (log->fd < 0)
+        count_lost(log);
+    return log->fd >= 0;
+}
+
+/* A short write of an O_APPEND file (a full disk) leaves part of a line:
+ * it is counted lost like any failed write. */
 void tg_logfile_write(struct tg_logfile *log, struct evbuffer *b)
 {
     size_t n = evbuffer_get_length(b);
 
-    if (log->fd >= 0 &&
-        write(log->fd, evbuffer_pullup(b, -1), n) != (ssize_t)n &&
-        !log->has_failed) {
+    if (log->fd < 0 ||
+        write(log->fd, evbuffer_pullup(b, -1), n) != (ssize_t)n) {
+        count_lost(log);
+        if (log->fd >= 0 && !log->has_failed)
+            tg_log_error("%s %s: write failed: %s", log->what, log->path,
+                         strerror(errno));
         log->has_failed = true;
-        tg_log_error("%s %s: write failed: %s", log->what, log->path,
-                     strerror(errno));
     }
     evbuffer_drain(b, n);
 }

@@ -18,6 +18,7 @@
 
 #include "tg.h"
 #include "tg_http.h"
+#include "tg_metrics.h"
 #include "tg_req.h"
 #include "tg_shm.h"
 #include "tg_worker.h"
@@ -104,11 +105,22 @@ void tg_quota_add_headers(struct tg_req *r)
     add_bucket_headers(r, "tokens", q->tpm, q->tpm_remaining, q->tpm_reset_ms);
 }
 
+static enum tg_limit limit_of(enum tg_admit why)
+{
+    switch (why) {
+    case TG_ADMIT_RPM: return TG_LIMIT_RPM;
+    case TG_ADMIT_BUDGET: return TG_LIMIT_BUDGET;
+    default: return TG_LIMIT_TPM;
+    }
+}
+
 static void refuse(struct tg_req *r, enum tg_admit why)
 {
     const struct tg_quota *q = &r->quota;
     char retry[24];
 
+    tg_metrics_refused(r->worker->metrics, tg_quota_team_index(r),
+                       limit_of(why));
     if (why != TG_ADMIT_BUDGET && why != TG_ADMIT_TPM_TOO_LARGE) {
         snprintf(retry, sizeof(retry), "%lld", (long long)q->retry_after_s);
         tg_req_header(r, "Retry-After", retry);
@@ -141,11 +153,15 @@ static void refuse(struct tg_req *r, enum tg_admit why)
                     (double)q->budget_nano_usd / TG_SHM_NANO_USD);
 }
 
+size_t tg_quota_team_index(const struct tg_req *r)
+{
+    return (size_t)(r->team - r->worker->cfg->teams);
+}
+
 int tg_quota_admit(struct tg_req *r)
 {
-    const struct tg_config *cfg = r->worker->cfg;
     struct tg_shm_team *slot =
-        tg_shm_team(r->worker->shm, (size_t)(r->team - cfg->teams));
+        tg_shm_team(r->worker->shm, tg_quota_team_index(r));
     enum tg_admit result;
 
     r->reserved = reservation(r);
@@ -179,14 +195,19 @@ struct tg_usage tg_quota_used(const struct tg_req *r)
     return used;
 }
 
+/* Metrics count what the team was charged, so they add up to its spend. */
 void tg_quota_settle(struct tg_req *r)
 {
     struct tg_usage used = tg_quota_used(r);
+    int64_t cost = tg_quota_cost(r->model, &used);
 
     if (r->slot == NULL)
         return;
     tg_shm_settle(r->slot, r->reserved,
-                  used.prompt_tokens + used.completion_tokens,
-                  tg_quota_cost(r->model, &used), tg_shm_now_ns());
+                  used.prompt_tokens + used.completion_tokens, cost,
+                  tg_shm_now_ns());
+    tg_metrics_usage(r->worker->metrics, tg_quota_team_index(r),
+                     (size_t)(r->model - r->worker->cfg->models),
+                     used.prompt_tokens, used.completion_tokens, cost);
     r->slot = NULL;
 }

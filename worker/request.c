@@ -44,8 +44,13 @@ void tg_req_header(struct tg_req *r, const char *name, const char *value)
 
 void tg_req_send(struct tg_req *r, int status)
 {
+    tg_req_send_as(r, status, "application/json");
+}
+
+void tg_req_send_as(struct tg_req *r, int status, const char *content_type)
+{
     if (r->http != NULL) {
-        tg_http_add_common_headers(r, "application/json");
+        tg_http_add_common_headers(r, content_type);
         r->status = status;
         r->bytes_sent = evbuffer_get_length(r->out);
         evhttp_send_reply(r->http, status, tg_http_reason(status), r->out);
@@ -333,6 +338,9 @@ static int on_call_event(struct tg_call *call, const struct tg_event *ev)
     }
     if (!r->is_streaming)
         stream_start(r);
+    if (r->first_token_us == 0 &&
+        (ev->type == TG_EV_TEXT || ev->type == TG_EV_TOOL_START))
+        r->first_token_us = tg_now_us();
     r->front->render_stream_event(r, ev);
     stream_flush(r);
     return TG_OK;

@@ -15,6 +15,7 @@
 #include "tg_back.h"
 #include "tg_bucket.h"
 #include "tg_log.h"
+#include "tg_metrics.h"
 #include "tg_req.h"
 #include "tg_shm.h"
 #include "tg_worker.h"
@@ -36,12 +37,18 @@ static const struct tg_model *candidate(const struct tg_req *r, int i)
     return (size_t)i <= g->n_fallbacks ? g->fallbacks[i - 1] : NULL;
 }
 
+static size_t model_index(const struct tg_req *r, const struct tg_model *m)
+{
+    return (size_t)(m - r->worker->cfg->models);
+}
+
 bool tg_route_fail_over(struct tg_req *r)
 {
     const struct tg_model *next = candidate(r, r->n_fallbacks + 1);
 
     if (next == NULL)
         return false;
+    tg_metrics_fallback(r->worker->metrics, model_index(r, r->model));
     r->n_fallbacks++;
     r->model = next;
     r->n_retries = 0;
@@ -165,6 +172,21 @@ static enum tg_health_outcome outcome_of(const struct tg_event *ev)
     return TG_HEALTH_FAILED;
 }
 
+/* For metrics: upstream 4xx arrive as 400 (see back_http.c). */
+static enum tg_call_outcome call_outcome(const struct tg_event *ev)
+{
+    if (ev == NULL)
+        return TG_CALL_CANCELLED;
+    if (ev->type == TG_EV_DONE)
+        return TG_CALL_OK;
+    switch (ev->status) {
+    case 400: return TG_CALL_CLIENT_ERROR;
+    case 429: return TG_CALL_RATE_LIMITED;
+    case 504: return TG_CALL_TIMEOUT;
+    default: return TG_CALL_ERROR;
+    }
+}
+
 void tg_route_attempt_end(struct tg_req *r, const struct tg_event *ev)
 {
     int64_t first_byte_us = r->call.first_byte_us;
@@ -184,6 +206,8 @@ void tg_route_attempt_end(struct tg_req *r, const struct tg_event *ev)
     if (ev != NULL && ev->type == TG_EV_ERROR)
         snprintf(error, sizeof(error), "%.*s", (int)ev->text.len, ev->text.ptr);
     tg_usage_log_write(r, ev);
+    tg_metrics_call(r->worker->metrics, model_index(r, r->model),
+                    call_outcome(ev));
     tg_shm_health_report(r->worker->shm, r->health, &p, &report);
     r->health = NULL;
     r->probe_until_ns = 0;

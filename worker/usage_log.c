@@ -118,7 +118,7 @@ void tg_usage_log_write(const struct tg_req *r, const struct tg_event *ev)
     struct tg_worker *w = r->worker;
     struct evbuffer *b;
 
-    if (w->usage_log.fd < 0)
+    if (!tg_logfile_wants(&w->usage_log))
         return;
     b = evbuffer_new();
     if (b == NULL)
@@ -138,7 +138,7 @@ void tg_usage_log_admin(const struct tg_req *r, const char *action,
     struct tg_worker *w = r->worker;
     struct evbuffer *b;
 
-    if (w->usage_log.fd < 0)
+    if (!tg_logfile_wants(&w->usage_log))
         return;
     b = evbuffer_new();
     if (b == NULL)

@@ -25,6 +25,7 @@
 #include "tg.h"
 #include "tg_http.h"
 #include "tg_log.h"
+#include "tg_metrics.h"
 #include "tg_req.h"
 #include "tg_upstream.h"
 
@@ -89,12 +90,14 @@ static void seed_request_ids(struct tg_worker *w)
 void tg_worker_request_done(struct tg_worker *w)
 {
     w->in_flight--;
+    tg_metrics_in_flight(w->metrics, (int64_t)w->in_flight);
 }
 
 void tg_worker_request_begun(struct tg_worker *w)
 {
     w->in_flight++;
     w->last_request_us = tg_now_us();
+    tg_metrics_in_flight(w->metrics, (int64_t)w->in_flight);
 }
 
 /*
@@ -223,11 +226,12 @@ static void worker_free(struct tg_worker *w, struct event **events)
 }
 
 int tg_worker_run(const struct tg_config *cfg, struct tg_shm *shm,
-                  const int *listen_fds, size_t n_fds, unsigned generation,
-                  time_t loaded_at)
+                  struct tg_metrics *metrics, const int *listen_fds,
+                  size_t n_fds, unsigned generation, time_t loaded_at)
 {
     struct tg_worker w = {.cfg = cfg,
                           .shm = shm,
+                          .metrics = metrics,
                           .generation = generation,
                           .config_loaded_at = loaded_at,
                           .access_log = TG_LOGFILE_INIT("access_log"),
@@ -247,6 +251,8 @@ int tg_worker_run(const struct tg_config *cfg, struct tg_shm *shm,
         tg_log_error("worker could not start");
         goto out;
     }
+    w.access_log.lost = tg_metrics_log_lost(metrics, TG_LOG_ACCESS);
+    w.usage_log.lost = tg_metrics_log_lost(metrics, TG_LOG_USAGE);
     tg_logfile_open(&w.access_log, cfg->access_log);
     tg_logfile_open(&w.usage_log, cfg->usage_log);
     event_base_dispatch(w.base);

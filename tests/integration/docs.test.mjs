@@ -2,7 +2,7 @@
 // README.md and docs/*.md whose commands are curl calls is run, as
 // written, against tollgate on the example config (its port and state file
 // moved into the test's, an admin key added as $ADMIN_KEY), with curl made
-// to fail on an HTTP error.
+// to fail on an HTTP error. Each answers JSON, but /metrics its own text.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -45,6 +45,10 @@ test('every_curl_example_in_the_docs_succeeds', async (t) => {
       encoding: 'utf8', env: { ...process.env, ADMIN_KEY }, timeout: 10000,
     });
     assert.equal(r.status, 0, `${file}:\n${code}\n${r.stdout}${r.stderr}`);
-    assert.doesNotThrow(() => JSON.parse(r.stdout), `${file}: not JSON: ${r.stdout}`);
+    if (code.includes('/metrics')) {
+      assert.match(r.stdout, /^tollgate_\w+(\{[^}]*\})? \d/m, `${file}: not metrics`);
+    } else {
+      assert.doesNotThrow(() => JSON.parse(r.stdout), `${file}: not JSON: ${r.stdout}`);
+    }
   }
 });
