@@ -22,7 +22,13 @@ void tg_cfg_hash_key(const char *key, size_t len, char *out)
     unsigned int md_len = 0;
     unsigned int i;
 
-    if (!EVP_Digest(key, len, md, &md_len, EVP_sha256(), NULL) ||
+    /* Fetched once per process: EVP_sha256() looks the algorithm up
+     * again on every digest, a few percent of a request's time. */
+    static EVP_MD *sha256;
+
+    if (sha256 == NULL)
+        sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (sha256 == NULL || !EVP_Digest(key, len, md, &md_len, sha256, NULL) ||
         md_len * 2 != TG_SHA256_HEX_LEN) {
         out[0] = '\0';
         return;

@@ -125,6 +125,9 @@ int tg_json_bool(const struct tg_json *j, int i, bool *out);
  */
 int tg_json_write_str(struct evbuffer *out, const char *s, size_t n);
 
+/* An integer as a JSON number. */
+void tg_json_write_int(struct evbuffer *out, int64_t v);
+
 /* A fixed-point amount (v in 1/unit) as a JSON number with `digits`
  * decimals: 1500000 micro-credits, unit 1e6, 6 digits -> 1.500000. */
 void tg_json_write_fixed(struct evbuffer *out, int64_t v, int64_t unit,

@@ -39,11 +39,13 @@ struct tg_answer_call {
     struct evbuffer *arguments;
 };
 
-/* What a non-streaming call collected from its events. */
+/* What a non-streaming call collected from its events. The tool calls
+ * are in the request's arena, grown as they come: most answers have none,
+ * and a request stays small (memory per open stream). */
 struct tg_answer {
     struct evbuffer *text;
-    struct tg_answer_call calls[TG_MAX_TOOL_CALLS];
-    size_t n_calls;
+    struct tg_answer_call *calls;
+    size_t n_calls, cap_calls; /* cap_calls <= TG_MAX_TOOL_CALLS */
     enum tg_stop_reason stop_reason;
     bool has_failed; /* too many tool calls, or out of memory */
 };

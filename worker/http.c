@@ -28,7 +28,7 @@
 #include "tg_shm.h"
 #include "tg_worker.h"
 
-#define REQ_ARENA_FIRST_BLOCK 8192
+#define REQ_ARENA_FIRST_BLOCK 4096
 
 enum route_auth { AUTH_NONE, AUTH_TEAM, AUTH_ADMIN };
 

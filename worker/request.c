@@ -195,13 +195,36 @@ static int copy_str(struct tg_arena *arena, struct tg_str *to,
     return to->ptr != NULL ? TG_OK : TG_NOMEM;
 }
 
+/* Doubles the room for tool calls, up to TG_MAX_TOOL_CALLS. The old
+ * array stays in the arena until the request ends. */
+static int answer_grow_calls(struct tg_req *r)
+{
+    struct tg_answer *a = &r->answer;
+    size_t cap = a->cap_calls ? 2 * a->cap_calls : 4;
+    struct tg_answer_call *calls;
+
+    if (a->cap_calls == TG_MAX_TOOL_CALLS)
+        return TG_ERROR;
+    if (cap > TG_MAX_TOOL_CALLS)
+        cap = TG_MAX_TOOL_CALLS;
+    calls = tg_arena_calloc(&r->arena, cap, sizeof(*calls));
+    if (calls == NULL)
+        return TG_NOMEM;
+    if (a->n_calls > 0)
+        memcpy(calls, a->calls, a->n_calls * sizeof(*calls));
+    a->calls = calls;
+    a->cap_calls = cap;
+    return TG_OK;
+}
+
 static int answer_add_call(struct tg_req *r, const struct tg_event *ev)
 {
     struct tg_answer *a = &r->answer;
     struct tg_answer_call *c;
+    int rc;
 
-    if (a->n_calls == TG_MAX_TOOL_CALLS)
-        return TG_ERROR;
+    if (a->n_calls == a->cap_calls && (rc = answer_grow_calls(r)) != TG_OK)
+        return rc;
     c = &a->calls[a->n_calls++];
     c->arguments = evbuffer_new();
     if (c->arguments == NULL || copy_str(&r->arena, &c->id, ev->id) != TG_OK ||
@@ -235,7 +258,8 @@ static void answer_release(struct tg_answer *a)
     if (a->text != NULL)
         evbuffer_free(a->text);
     for (i = 0; i < a->n_calls; i++)
-        evbuffer_free(a->calls[i].arguments);
+        if (a->calls[i].arguments != NULL)
+            evbuffer_free(a->calls[i].arguments);
     a->text = NULL;
     a->n_calls = 0;
 }

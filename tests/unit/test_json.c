@@ -1002,3 +1002,44 @@ Test(json, is_utf8_rejects_truncated_and_stray_bytes)
     /* A valid sequence cut short by n: nothing past n is read. */
     cr_assert_not(tg_json_is_utf8("\xC3\xA9", 1));
 }
+
+/* What tg_json_write_int or tg_json_write_fixed (digits >= 0) wrote. */
+static char *written_number(int64_t v, int64_t unit, int digits)
+{
+    struct evbuffer *buf = evbuffer_new();
+    size_t len;
+    char *copy;
+
+    cr_assert_not_null(buf);
+    if (digits < 0)
+        tg_json_write_int(buf, v);
+    else
+        tg_json_write_fixed(buf, v, unit, digits);
+    len = evbuffer_get_length(buf);
+    copy = tg_arena_alloc(&arena, len + 1);
+    evbuffer_remove(buf, copy, len);
+    copy[len] = '\0';
+    evbuffer_free(buf);
+    return copy;
+}
+
+Test(json, write_int_writes_every_int64)
+{
+    cr_expect_str_eq(written_number(0, 0, -1), "0");
+    cr_expect_str_eq(written_number(7, 0, -1), "7");
+    cr_expect_str_eq(written_number(-42, 0, -1), "-42");
+    cr_expect_str_eq(written_number(INT64_MAX, 0, -1), "9223372036854775807");
+    cr_expect_str_eq(written_number(INT64_MIN, 0, -1), "-9223372036854775808");
+}
+
+Test(json, write_fixed_pads_the_fraction)
+{
+    cr_expect_str_eq(written_number(1500000, 1000000, 6), "1.500000");
+    cr_expect_str_eq(written_number(5, 1000, 3), "0.005");
+    cr_expect_str_eq(written_number(0, 1000000000, 9), "0.000000000");
+    cr_expect_str_eq(written_number(-1234, 1000, 3), "-1.234");
+    cr_expect_str_eq(written_number(12345678901234, 1000000000, 9),
+                     "12345.678901234");
+    cr_expect_str_eq(written_number(INT64_MIN, 1000000000, 9),
+                     "-9223372036.854775808");
+}
