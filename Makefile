@@ -5,6 +5,7 @@
 #   make test       install missing dependencies, build, run every test
 #   make SANITIZE=1 the same with AddressSanitizer and UndefinedBehaviorSanitizer
 #                   (objects and binaries go to build/san/)
+#   make bench      measure tollgate beside direct calls and nginx (BENCHMARKS.md)
 #   make install    install under PREFIX (default /usr/local) into DESTDIR
 #   make uninstall  remove what install put there but the config and env file
 
@@ -86,6 +87,13 @@ unit: $(BUILD)/unit-tests
 valgrind: test-deps
 	@$(MAKE) --no-print-directory all
 	TG_BIN=$(BUILD)/tollgate tests/valgrind.sh
+
+# tollgate beside the upstream called directly and nginx, in one run; the
+# figures go to stdout and build/bench/results.json (docs/BENCHMARKS.md).
+bench: deps
+	@$(MAKE) --no-print-directory all
+	TG_BIN=$(BUILD)/tollgate scripts/bench/run.sh
+.PHONY: bench
 
 # libFuzzer targets (clang), one per parser of outside bytes; each runs for
 # FUZZ_SECONDS. Build only: make fuzz FUZZ_SECONDS=0.
