@@ -231,39 +231,31 @@ static uint32_t team_entry(struct tg_metrics *m, size_t team)
     return team < m->n_team_entry ? m->team_entry[team] : NO_ENTRY;
 }
 
-static void dropped(struct tg_metrics *m)
+/* Adds 1 to c, or to the dropped count when there is no entry (NULL). */
+static void bump(struct tg_metrics *m, _Atomic uint64_t *c)
 {
-    atomic_fetch_add_explicit(&seg(m)->dropped, 1, relaxed);
+    atomic_fetch_add_explicit(c != NULL ? c : &seg(m)->dropped, 1, relaxed);
 }
 
 void tg_metrics_call(struct tg_metrics *m, size_t model, enum tg_call_outcome o)
 {
     uint32_t e = model_entry(m, model);
 
-    if (e == NO_ENTRY)
-        dropped(m);
-    else
-        atomic_fetch_add_explicit(&seg(m)->models[e].calls[o], 1, relaxed);
+    bump(m, e == NO_ENTRY ? NULL : &seg(m)->models[e].calls[o]);
 }
 
 void tg_metrics_fallback(struct tg_metrics *m, size_t model)
 {
     uint32_t e = model_entry(m, model);
 
-    if (e == NO_ENTRY)
-        dropped(m);
-    else
-        atomic_fetch_add_explicit(&seg(m)->models[e].fallbacks, 1, relaxed);
+    bump(m, e == NO_ENTRY ? NULL : &seg(m)->models[e].fallbacks);
 }
 
 void tg_metrics_refused(struct tg_metrics *m, size_t team, enum tg_limit why)
 {
     uint32_t e = team_entry(m, team);
 
-    if (e == NO_ENTRY)
-        dropped(m);
-    else
-        atomic_fetch_add_explicit(&seg(m)->teams[e].refused[why], 1, relaxed);
+    bump(m, e == NO_ENTRY ? NULL : &seg(m)->teams[e].refused[why]);
 }
 
 /* The pair's slot, claimed if new: open addressing, and a slot's key is
@@ -298,7 +290,7 @@ void tg_metrics_usage(struct tg_metrics *m, size_t team, size_t model,
     if (t != NO_ENTRY && e != NO_ENTRY)
         p = pair(seg(m), t, e);
     if (p == NULL) {
-        dropped(m);
+        bump(m, NULL);
         return;
     }
     atomic_fetch_add_explicit(&p->prompt_tokens, (uint64_t)prompt_tokens,

@@ -198,11 +198,13 @@ struct tg_usage tg_quota_used(const struct tg_req *r)
 /* Metrics count what the team was charged, so they add up to its spend. */
 void tg_quota_settle(struct tg_req *r)
 {
-    struct tg_usage used = tg_quota_used(r);
-    int64_t cost = tg_quota_cost(r->model, &used);
+    struct tg_usage used;
+    int64_t cost;
 
     if (r->slot == NULL)
         return;
+    used = tg_quota_used(r);
+    cost = tg_quota_cost(r->model, &used);
     tg_shm_settle(r->slot, r->reserved,
                   used.prompt_tokens + used.completion_tokens, cost,
                   tg_shm_now_ns());
