@@ -125,6 +125,10 @@ int tg_json_bool(const struct tg_json *j, int i, bool *out);
  */
 int tg_json_write_str(struct evbuffer *out, const char *s, size_t n);
 
+/* Writes v in decimal and a NUL into out (24 bytes hold any int64);
+ * returns the length. */
+size_t tg_format_int(char *out, int64_t v);
+
 /* An integer as a JSON number. */
 void tg_json_write_int(struct evbuffer *out, int64_t v);
 

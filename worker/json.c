@@ -702,6 +702,9 @@ int tg_json_str(const struct tg_json *j, int i, struct tg_arena *arena,
 }
 
 /* Compares piece by piece, so a key without escapes costs one memcmp. */
+/* An escape makes a string's raw text longer than its value, so a raw
+ * text as long as s without a backslash is compared as it is: the common
+ * case of a key lookup, which runs for every member of every object. */
 static bool decoded_equals(const char *raw, size_t len, const char *s,
                            size_t s_len)
 {
@@ -709,6 +712,10 @@ static bool decoded_equals(const char *raw, size_t len, const char *s,
     char buf[4];
     size_t pos = 0, seen = 0, k;
 
+    if (len < s_len)
+        return false;
+    if (memchr(raw, '\\', len) == NULL)
+        return len == s_len && memcmp(raw, s, len) == 0;
     while (pos < len) {
         k = next_piece(raw, len, &pos, buf, &piece);
         if (k > s_len - seen || memcmp(piece, s + seen, k) != 0)

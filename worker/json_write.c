@@ -136,14 +136,25 @@ static char *digits_of(uint64_t v, int width, char *end)
     return p;
 }
 
-void tg_json_write_int(struct evbuffer *out, int64_t v)
+size_t tg_format_int(char *out, int64_t v)
 {
     char buf[24], *end = buf + sizeof(buf);
     char *p = digits_of(v < 0 ? 0 - (uint64_t)v : (uint64_t)v, 1, end);
+    size_t n;
 
     if (v < 0)
         *--p = '-';
-    evbuffer_add(out, p, (size_t)(end - p));
+    n = (size_t)(end - p);
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return n;
+}
+
+void tg_json_write_int(struct evbuffer *out, int64_t v)
+{
+    char buf[24];
+
+    evbuffer_add(out, buf, tg_format_int(buf, v));
 }
 
 void tg_json_write_fixed(struct evbuffer *out, int64_t v, int64_t unit,

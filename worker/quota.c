@@ -18,6 +18,7 @@
 
 #include "tg.h"
 #include "tg_http.h"
+#include "tg_json.h"
 #include "tg_metrics.h"
 #include "tg_req.h"
 #include "tg_shm.h"
@@ -62,36 +63,51 @@ static int64_t reservation(const struct tg_req *r)
     return tg_quota_estimate_prompt(&r->chat) + max_tokens;
 }
 
-/* "250ms", "1.5s", "6m0s": the duration format OpenAI's headers use. */
+/* "250ms", "1.5s", "6m0s": the duration format OpenAI's headers use. The
+ * common cases are formatted without printf: these go on every answer. */
 static void format_duration(char *out, size_t cap, int64_t ms)
 {
-    if (ms < 1000)
-        snprintf(out, cap, "%lldms", (long long)ms);
-    else if (ms < 60000 && ms % 1000 == 0)
-        snprintf(out, cap, "%llds", (long long)(ms / 1000));
-    else if (ms < 60000)
+    size_t n;
+
+    if (ms < 1000) {
+        n = tg_format_int(out, ms);
+        memcpy(out + n, "ms", 3);
+    } else if (ms < 60000 && ms % 1000 == 0) {
+        n = tg_format_int(out, ms / 1000);
+        memcpy(out + n, "s", 2);
+    } else if (ms < 60000) {
         snprintf(out, cap, "%.3gs", (double)ms / 1000.0);
-    else
+    } else {
         snprintf(out, cap, "%lldm%llds", (long long)(ms / 60000),
                  (long long)(ms % 60000 / 1000));
+    }
 }
 
-/* x-ratelimit-{limit,remaining,reset}-<what> for one bucket. */
-static void add_bucket_headers(struct tg_req *r, const char *what,
+/* The three x-ratelimit-* headers of one bucket. */
+struct bucket_headers {
+    const char *limit, *remaining, *reset;
+};
+
+static const struct bucket_headers requests_headers = {
+    "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests"};
+static const struct bucket_headers tokens_headers = {
+    "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-tokens"};
+
+static void add_bucket_headers(struct tg_req *r,
+                               const struct bucket_headers *names,
                                int64_t limit, int64_t remaining,
                                int64_t reset_ms)
 {
-    char name[40], v[32];
+    char v[32];
 
-    snprintf(name, sizeof(name), "x-ratelimit-limit-%s", what);
-    snprintf(v, sizeof(v), "%lld", (long long)limit);
-    tg_req_header(r, name, v);
-    snprintf(name, sizeof(name), "x-ratelimit-remaining-%s", what);
-    snprintf(v, sizeof(v), "%lld", (long long)remaining);
-    tg_req_header(r, name, v);
-    snprintf(name, sizeof(name), "x-ratelimit-reset-%s", what);
+    tg_format_int(v, limit);
+    tg_req_header(r, names->limit, v);
+    tg_format_int(v, remaining);
+    tg_req_header(r, names->remaining, v);
     format_duration(v, sizeof(v), reset_ms);
-    tg_req_header(r, name, v);
+    tg_req_header(r, names->reset, v);
 }
 
 void tg_quota_add_headers(struct tg_req *r)
@@ -100,9 +116,10 @@ void tg_quota_add_headers(struct tg_req *r)
 
     if (!r->has_quota)
         return;
-    add_bucket_headers(r, "requests", q->rpm, q->rpm_remaining,
+    add_bucket_headers(r, &requests_headers, q->rpm, q->rpm_remaining,
                        q->rpm_reset_ms);
-    add_bucket_headers(r, "tokens", q->tpm, q->tpm_remaining, q->tpm_reset_ms);
+    add_bucket_headers(r, &tokens_headers, q->tpm, q->tpm_remaining,
+                       q->tpm_reset_ms);
 }
 
 static enum tg_limit limit_of(enum tg_admit why)
