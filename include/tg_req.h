@@ -164,6 +164,9 @@ int tg_route_check(struct tg_req *r);
  * 503 and returns TG_ERROR when none is left. */
 int tg_route_enter(struct tg_req *r);
 
+/* The index of m in its worker's config (for metrics). */
+size_t tg_route_model_index(const struct tg_req *r, const struct tg_model *m);
+
 /* Moves to the next candidate, if there is one. */
 bool tg_route_fail_over(struct tg_req *r);
 

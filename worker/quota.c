@@ -226,7 +226,7 @@ void tg_quota_settle(struct tg_req *r)
                   used.prompt_tokens + used.completion_tokens, cost,
                   tg_shm_now_ns());
     tg_metrics_usage(r->worker->metrics, tg_quota_team_index(r),
-                     (size_t)(r->model - r->worker->cfg->models),
-                     used.prompt_tokens, used.completion_tokens, cost);
+                     tg_route_model_index(r, r->model), used.prompt_tokens,
+                     used.completion_tokens, cost);
     r->slot = NULL;
 }

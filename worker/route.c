@@ -37,7 +37,7 @@ static const struct tg_model *candidate(const struct tg_req *r, int i)
     return (size_t)i <= g->n_fallbacks ? g->fallbacks[i - 1] : NULL;
 }
 
-static size_t model_index(const struct tg_req *r, const struct tg_model *m)
+size_t tg_route_model_index(const struct tg_req *r, const struct tg_model *m)
 {
     return (size_t)(m - r->worker->cfg->models);
 }
@@ -48,7 +48,7 @@ bool tg_route_fail_over(struct tg_req *r)
 
     if (next == NULL)
         return false;
-    tg_metrics_fallback(r->worker->metrics, model_index(r, r->model));
+    tg_metrics_fallback(r->worker->metrics, tg_route_model_index(r, r->model));
     r->n_fallbacks++;
     r->model = next;
     r->n_retries = 0;
@@ -206,7 +206,7 @@ void tg_route_attempt_end(struct tg_req *r, const struct tg_event *ev)
     if (ev != NULL && ev->type == TG_EV_ERROR)
         snprintf(error, sizeof(error), "%.*s", (int)ev->text.len, ev->text.ptr);
     tg_usage_log_write(r, ev);
-    tg_metrics_call(r->worker->metrics, model_index(r, r->model),
+    tg_metrics_call(r->worker->metrics, tg_route_model_index(r, r->model),
                     call_outcome(ev));
     tg_shm_health_report(r->worker->shm, r->health, &p, &report);
     r->health = NULL;

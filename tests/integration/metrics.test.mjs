@@ -194,7 +194,15 @@ test('open_streams_are_in_flight', async (t) => {
 });
 
 test('label_values_are_escaped_and_come_from_the_config_only', async (t) => {
-  const gw = await startGateway(t, { workers: 1 });
+  // A configured model name may hold a quote and a backslash: escaped.
+  const gw = await startGateway(t, {
+    workers: 1,
+    models: '  "we\\"ird\\\\name": { provider: mock, model: echo }\n',
+  });
+  assert.equal((await chat(gw, ask('we"ird\\name'))).status, 200);
+  const escaped = 'tollgate_upstream_requests_total{provider="mock",'
+    + 'model="we\\"ird\\\\name",outcome="ok"} 1';
+  assert.ok((await scrape(gw)).text.split('\n').includes(escaped), 'the escaped series');
   // A request cannot name a series: an unknown model or path adds none.
   await chat(gw, ask('model-"with\nquotes'));
   await nodeRequest(gw, 'GET', '/no/such/path');
