@@ -38,4 +38,8 @@ char *tg_arena_printf(struct tg_arena *a, const char *fmt, ...)
 /* Releases every block; the arena is empty and reusable afterwards. */
 void tg_arena_free(struct tg_arena *a);
 
+/* Frees the blocks that freed arenas left for reuse (at a worker's exit, so
+ * that leak checkers see nothing held); returns how many there were. */
+size_t tg_arena_cache_drain(void);
+
 #endif

@@ -122,16 +122,34 @@ const char *tg_http_reason(int status)
     return "Unknown";
 }
 
+/* The Date header's value, formatted once a second. evhttp would otherwise
+ * format it with printf for every answer. The C locale (never changed
+ * here) gives the English names HTTP wants. */
+static const char *http_date(void)
+{
+    static time_t second = -1;
+    static char date[40];
+    time_t now = time(NULL);
+    struct tm tm;
+
+    if (now != second && gmtime_r(&now, &tm) != NULL) {
+        strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        second = now;
+    }
+    return date;
+}
+
 void tg_http_add_common_headers(struct tg_req *r, const char *content_type)
 {
     char n[24];
 
     tg_req_header(r, "Content-Type", content_type);
+    tg_req_header(r, "Date", http_date());
     tg_req_header(r, "x-request-id", r->id);
     if (r->model != NULL) {
         tg_req_header(r, "x-tollgate-provider", r->model->provider->name);
         tg_req_header(r, "x-tollgate-model", r->model->name);
-        snprintf(n, sizeof(n), "%d", r->n_fallbacks);
+        tg_format_int(n, r->n_fallbacks);
         tg_req_header(r, "x-tollgate-fallbacks", n);
     }
     tg_quota_add_headers(r);

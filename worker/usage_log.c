@@ -23,24 +23,25 @@
 #define KEY_ID_LEN 16
 
 /* Lines are built with plain appends, not printf, which cost more than
- * the rest of the line: this runs for every call. */
-static void add_name(struct evbuffer *b, const char *key)
+ * the rest of the line: this runs for every call. A member's name comes
+ * with its punctuation as one literal, so it is one append. */
+#define NAME(key) ",\"" key "\":", sizeof(",\"" key "\":") - 1
+
+static void add_name(struct evbuffer *b, const char *name, size_t len)
 {
-    evbuffer_add(b, ",\"", 2);
-    evbuffer_add(b, key, strlen(key));
-    evbuffer_add(b, "\":", 2);
+    evbuffer_add(b, name, len);
 }
 
-static void add_int(struct evbuffer *b, const char *key, int64_t v)
+static void add_int(struct evbuffer *b, const char *name, size_t len, int64_t v)
 {
-    add_name(b, key);
+    add_name(b, name, len);
     tg_json_write_int(b, v);
 }
 
-static void add_key(struct evbuffer *b, const char *key, const char *value,
-                    size_t len)
+static void add_key(struct evbuffer *b, const char *name, size_t name_len,
+                    const char *value, size_t len)
 {
-    add_name(b, key);
+    add_name(b, name, name_len);
     if (value == NULL)
         evbuffer_add(b, "null", 4);
     else
@@ -76,16 +77,16 @@ static void add_time(struct evbuffer *b)
 /* Who called, and what for. */
 static void add_caller(struct evbuffer *b, const struct tg_req *r)
 {
-    add_key(b, "request_id", r->id, strlen(r->id));
-    add_key(b, "team", r->team->name, strlen(r->team->name));
-    add_key(b, "key_id", r->key_id,
+    add_key(b, NAME("request_id"), r->id, strlen(r->id));
+    add_key(b, NAME("team"), r->team->name, strlen(r->team->name));
+    add_key(b, NAME("key_id"), r->key_id,
             r->key_id ? strnlen(r->key_id, KEY_ID_LEN) : 0);
-    add_key(b, "surface", r->front->name, strlen(r->front->name));
-    add_key(b, "model_requested", r->model_name.ptr, r->model_name.len);
+    add_key(b, NAME("surface"), r->front->name, strlen(r->front->name));
+    add_key(b, NAME("model_requested"), r->model_name.ptr, r->model_name.len);
     if (r->job_id != NULL)
-        add_key(b, "job_id", r->job_id, strlen(r->job_id));
+        add_key(b, NAME("job_id"), r->job_id, strlen(r->job_id));
     if (r->purpose.len > 0)
-        add_key(b, "purpose", r->purpose.ptr, r->purpose.len);
+        add_key(b, NAME("purpose"), r->purpose.ptr, r->purpose.len);
 }
 
 /* Which candidate was called, and on which try. */
@@ -93,13 +94,13 @@ static void add_route(struct evbuffer *b, const struct tg_req *r)
 {
     const struct tg_model *m = r->model;
 
-    add_key(b, "provider", m->provider->name, strlen(m->provider->name));
-    add_key(b, "model", m->name, strlen(m->name));
-    add_key(b, "upstream_model", m->upstream_id, strlen(m->upstream_id));
-    add_int(b, "attempt", r->n_attempts);
-    add_int(b, "fallbacks", r->n_fallbacks);
-    add_int(b, "retries", r->n_retries);
-    add_name(b, "stream");
+    add_key(b, NAME("provider"), m->provider->name, strlen(m->provider->name));
+    add_key(b, NAME("model"), m->name, strlen(m->name));
+    add_key(b, NAME("upstream_model"), m->upstream_id, strlen(m->upstream_id));
+    add_int(b, NAME("attempt"), r->n_attempts);
+    add_int(b, NAME("fallbacks"), r->n_fallbacks);
+    add_int(b, NAME("retries"), r->n_retries);
+    add_name(b, NAME("stream"));
     if (r->chat.is_stream)
         evbuffer_add(b, "true", 4);
     else
@@ -111,9 +112,9 @@ static void add_usage(struct evbuffer *b, const struct tg_req *r)
     struct tg_usage u = tg_quota_used(r);
     int64_t cost = tg_quota_cost(r->model, &u);
 
-    add_int(b, "prompt_tokens", u.prompt_tokens);
-    add_int(b, "completion_tokens", u.completion_tokens);
-    add_name(b, "cost_usd");
+    add_int(b, NAME("prompt_tokens"), u.prompt_tokens);
+    add_int(b, NAME("completion_tokens"), u.completion_tokens);
+    add_name(b, NAME("cost_usd"));
     tg_json_write_fixed(b, cost, TG_SHM_NANO_USD, 9);
 }
 
@@ -124,20 +125,20 @@ static void add_outcome(struct evbuffer *b, const struct tg_req *r,
     int64_t now = tg_now_us(), first = r->call.first_byte_us;
     int status = ev == NULL ? 499 : ev->type == TG_EV_DONE ? 200 : ev->status;
 
-    add_name(b, "latency_ms");
+    add_name(b, NAME("latency_ms"));
     tg_json_write_fixed(b, now - r->attempt_started_us, 1000, 3);
-    add_name(b, "ttft_ms");
+    add_name(b, NAME("ttft_ms"));
     if (first > 0)
         tg_json_write_fixed(b, first - r->attempt_started_us, 1000, 3);
     else
         evbuffer_add(b, "null", 4);
-    add_int(b, "status", status);
+    add_int(b, NAME("status"), status);
     if (ev != NULL && ev->type == TG_EV_ERROR)
-        add_key(b, "error", ev->text.ptr, ev->text.len);
+        add_key(b, NAME("error"), ev->text.ptr, ev->text.len);
     else if (ev == NULL)
-        add_key(b, "error", "the client went away", 20);
+        add_key(b, NAME("error"), "the client went away", 20);
     else
-        add_key(b, "error", NULL, 0);
+        add_key(b, NAME("error"), NULL, 0);
     evbuffer_add(b, "}\n", 2);
 }
 
@@ -172,9 +173,9 @@ void tg_usage_log_admin(const struct tg_req *r, const char *action,
     if (b == NULL)
         return;
     add_time(b);
-    add_key(b, "request_id", r->id, strlen(r->id));
+    add_key(b, NAME("request_id"), r->id, strlen(r->id));
     evbuffer_add_printf(b, ",\"event\":\"admin\",\"action\":\"%s\"", action);
-    add_key(b, "key_id", r->key_id,
+    add_key(b, NAME("key_id"), r->key_id,
             r->key_id ? strnlen(r->key_id, KEY_ID_LEN) : 0);
     evbuffer_add_printf(b, ",%s}\n", fields);
     tg_logfile_write(&w->usage_log, b);

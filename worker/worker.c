@@ -223,6 +223,24 @@ static void worker_free(struct tg_worker *w, struct event **events)
     tg_logfile_close(&w->usage_log);
     if (w->base != NULL)
         event_base_free(w->base);
+    tg_arena_cache_drain();
+}
+
+/* The changelist folds the enable/disable pairs that evhttp makes within one
+ * loop turn into at most one epoll_ctl per fd: without it a proxied request
+ * cost about ten epoll_ctl calls. It is safe because no fd here is dup()ed,
+ * the one case the changelist gets wrong. */
+static struct event_base *new_base(void)
+{
+    struct event_config *ec = event_config_new();
+    struct event_base *base;
+
+    if (ec == NULL)
+        return NULL;
+    event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    return base;
 }
 
 int tg_worker_run(const struct tg_config *cfg, struct tg_shm *shm,
@@ -241,7 +259,7 @@ int tg_worker_run(const struct tg_config *cfg, struct tg_shm *shm,
 
     tg_worker_self = &w;
     seed_request_ids(&w);
-    w.base = event_base_new();
+    w.base = new_base();
     w.auth = tg_auth_build(cfg);
     if (w.base != NULL)
         w.upstream = tg_upstream_new(w.base, cfg);
