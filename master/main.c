@@ -12,6 +12,7 @@
 
 #include "tg.h"
 #include "tg_config.h"
+#include "tg_ev_alloc.h"
 #include "tg_log.h"
 #include "tg_master.h"
 
@@ -91,8 +92,9 @@ int main(int argc, char **argv)
 {
     const char *path = DEFAULT_CONFIG;
     bool is_test_only = false;
-    int i;
+    int i, status;
 
+    tg_ev_alloc_install();
     if (argc == 2 && strcmp(argv[1], "--version") == 0) {
         printf("tollgate %s\n", TG_VERSION);
         return 0;
@@ -109,5 +111,7 @@ int main(int argc, char **argv)
         else
             return usage(stderr, 1);
     }
-    return run(path, is_test_only);
+    status = run(path, is_test_only);
+    tg_ev_alloc_drain();
+    return status;
 }

@@ -41,8 +41,9 @@ static void encode_tool_calls(struct evbuffer *b, const struct tg_message *m)
 
 static void encode_message(struct evbuffer *b, const struct tg_message *m)
 {
-    evbuffer_add_printf(b,
-                        "{\"role\":\"%s\",\"content\":", role_names[m->role]);
+    TG_ADD_LIT(b, "{\"role\":\"");
+    evbuffer_add(b, role_names[m->role], strlen(role_names[m->role]));
+    TG_ADD_LIT(b, "\",\"content\":");
     if (m->role == TG_ROLE_ASSISTANT && m->n_calls > 0 && m->text.len == 0)
         TG_ADD_LIT(b, "null");
     else
@@ -99,9 +100,10 @@ static void encode_sampling(struct evbuffer *b, const struct tg_chat *c)
         evbuffer_add_printf(b, ",\"temperature\":%.17g", c->temperature);
     if (c->has_top_p)
         evbuffer_add_printf(b, ",\"top_p\":%.17g", c->top_p);
-    if (c->has_max_tokens)
-        evbuffer_add_printf(b, ",\"max_tokens\":%lld",
-                            (long long)c->max_tokens);
+    if (c->has_max_tokens) {
+        TG_ADD_LIT(b, ",\"max_tokens\":");
+        tg_json_write_int(b, c->max_tokens);
+    }
     if (c->n_stop > 0) {
         TG_ADD_LIT(b, ",\"stop\":[");
         for (i = 0; i < c->n_stop; i++) {

@@ -598,24 +598,38 @@ static void render_error(struct tg_req *r, int status, const char *code,
     TG_ADD_LIT(r->out, "}");
 }
 
-static void write_usage(struct evbuffer *b, const struct tg_usage *u)
+/* A string of ours that needs no escaping, such as a finish reason. */
+static void write_word(struct evbuffer *b, const char *word)
 {
-    evbuffer_add_printf(b,
-                        "{\"prompt_tokens\":%lld,\"completion_tokens\":"
-                        "%lld,\"total_tokens\":%lld}",
-                        (long long)u->prompt_tokens,
-                        (long long)u->completion_tokens,
-                        (long long)(u->prompt_tokens + u->completion_tokens));
+    TG_ADD_LIT(b, "\"");
+    evbuffer_add(b, word, strlen(word));
+    TG_ADD_LIT(b, "\"");
 }
 
-/* {"id":...,"object":"<object>","created":...,"model":..., */
+static void write_usage(struct evbuffer *b, const struct tg_usage *u)
+{
+    TG_ADD_LIT(b, "{\"prompt_tokens\":");
+    tg_json_write_int(b, u->prompt_tokens);
+    TG_ADD_LIT(b, ",\"completion_tokens\":");
+    tg_json_write_int(b, u->completion_tokens);
+    TG_ADD_LIT(b, ",\"total_tokens\":");
+    tg_json_write_int(b, u->prompt_tokens + u->completion_tokens);
+    TG_ADD_LIT(b, "}");
+}
+
+/* {"id":...,"object":"<object>","created":...,"model":..., written with
+ * appends: this runs for every chunk of every stream, and printf cost more
+ * than the rest of a chunk. */
 static void write_head(struct evbuffer *b, const struct tg_req *r,
                        const char *object)
 {
-    evbuffer_add_printf(b,
-                        "{\"id\":\"chatcmpl-%s\",\"object\":\"%s\","
-                        "\"created\":%lld,\"model\":",
-                        r->id, object, (long long)r->created);
+    TG_ADD_LIT(b, "{\"id\":\"chatcmpl-");
+    evbuffer_add(b, r->id, strlen(r->id));
+    TG_ADD_LIT(b, "\",\"object\":\"");
+    evbuffer_add(b, object, strlen(object));
+    TG_ADD_LIT(b, "\",\"created\":");
+    tg_json_write_int(b, r->created);
+    TG_ADD_LIT(b, ",\"model\":");
     tg_json_write_str(b, r->model_name.ptr, r->model_name.len);
     TG_ADD_LIT(b, ",");
 }
@@ -659,10 +673,9 @@ static int render_answer(struct tg_req *r)
     TG_ADD_LIT(b, ",\"refusal\":null");
     if (a->n_calls > 0)
         write_tool_calls(b, a);
-    evbuffer_add_printf(b,
-                        "},\"logprobs\":null,\"finish_reason\":\"%s\"}],"
-                        "\"usage\":",
-                        finish_reason(a->stop_reason));
+    TG_ADD_LIT(b, "},\"logprobs\":null,\"finish_reason\":");
+    write_word(b, finish_reason(a->stop_reason));
+    TG_ADD_LIT(b, "}],\"usage\":");
     write_usage(b, &r->usage);
     TG_ADD_LIT(b, ",\"system_fingerprint\":null}");
     return 200;
@@ -680,13 +693,12 @@ static void chunk_open(struct tg_req *r)
 
 static void chunk_close(struct tg_req *r, const char *finish)
 {
+    TG_ADD_LIT(r->out, ",\"logprobs\":null,\"finish_reason\":");
     if (finish != NULL)
-        evbuffer_add_printf(r->out,
-                            ",\"logprobs\":null,\"finish_reason\":"
-                            "\"%s\"}]",
-                            finish);
+        write_word(r->out, finish);
     else
-        TG_ADD_LIT(r->out, ",\"logprobs\":null,\"finish_reason\":null}]");
+        TG_ADD_LIT(r->out, "null");
+    TG_ADD_LIT(r->out, "}]");
     if (r->chat.include_usage)
         TG_ADD_LIT(r->out, ",\"usage\":null");
     TG_ADD_LIT(r->out, "}\n\n");
@@ -703,8 +715,9 @@ static void render_stream_start(struct tg_req *r)
 static void render_tool_start(struct tg_req *r, const struct tg_event *ev)
 {
     chunk_open(r);
-    evbuffer_add_printf(r->out,
-                        "{\"tool_calls\":[{\"index\":%d,\"id\":", ev->index);
+    TG_ADD_LIT(r->out, "{\"tool_calls\":[{\"index\":");
+    tg_json_write_int(r->out, ev->index);
+    TG_ADD_LIT(r->out, ",\"id\":");
     tg_json_write_str(r->out, ev->id.ptr, ev->id.len);
     TG_ADD_LIT(r->out, ",\"type\":\"function\",\"function\":{\"name\":");
     tg_json_write_str(r->out, ev->name.ptr, ev->name.len);
@@ -715,10 +728,9 @@ static void render_tool_start(struct tg_req *r, const struct tg_event *ev)
 static void render_tool_delta(struct tg_req *r, const struct tg_event *ev)
 {
     chunk_open(r);
-    evbuffer_add_printf(r->out,
-                        "{\"tool_calls\":[{\"index\":%d,\"function\":"
-                        "{\"arguments\":",
-                        ev->index);
+    TG_ADD_LIT(r->out, "{\"tool_calls\":[{\"index\":");
+    tg_json_write_int(r->out, ev->index);
+    TG_ADD_LIT(r->out, ",\"function\":{\"arguments\":");
     tg_json_write_str(r->out, ev->text.ptr, ev->text.len);
     TG_ADD_LIT(r->out, "}}]}");
     chunk_close(r, NULL);

@@ -18,11 +18,13 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <unistd.h>
 
 #include "tg.h"
+#include "tg_ev_alloc.h"
 #include "tg_http.h"
 #include "tg_log.h"
 #include "tg_metrics.h"
@@ -69,13 +71,27 @@ uint64_t tg_worker_random(struct tg_worker *w)
     return next_random(&w->id_state[0]);
 }
 
+/* The last n hex digits of v, most significant first. */
+static void write_hex(char *out, uint64_t v, int n)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    while (n-- > 0) {
+        out[n] = hex[v & 0xf];
+        v >>= 4;
+    }
+}
+
 void tg_worker_new_request_id(struct tg_worker *w, char *out)
 {
     uint64_t a = next_random(&w->id_state[0]);
     uint64_t b = next_random(&w->id_state[1]);
 
-    snprintf(out, TG_REQ_ID_MAX + 1, "req_%016llx%08llx", (unsigned long long)a,
-             (unsigned long long)(b >> 32));
+    /* "req_" and 24 hex digits: a's 16, then b's top 8. */
+    memcpy(out, "req_", 4);
+    write_hex(out + 4, a, 16);
+    write_hex(out + 20, b >> 32, 8);
+    out[28] = '\0';
 }
 
 static void seed_request_ids(struct tg_worker *w)
@@ -224,6 +240,7 @@ static void worker_free(struct tg_worker *w, struct event **events)
     if (w->base != NULL)
         event_base_free(w->base);
     tg_arena_cache_drain();
+    tg_ev_alloc_drain();
 }
 
 /* The changelist folds the enable/disable pairs that evhttp makes within one
