@@ -129,6 +129,8 @@ write_json() {
     done
     echo
     echo "  ],"
+    echo "  \"evhttp_floor_rps\": $(json_num "${R[s1.rps.floor]:-}"),"
+    echo "  \"server_us_per_request\": {\"nginx\": $(json_num "$(cost_of 0)"), \"tollgate\": $(json_num "$(cost_of 1)"), \"bar\": $(json_num "$(cost_of 2)"), \"evhttp_floor\": $(json_num "$(cost_of 3)")},"
     echo "  \"instructions_per_request\": $(json_num "${R[ipr]:-}"),"
     echo "  \"bar\": ["
     first=1
@@ -153,4 +155,35 @@ write_json() {
     echo "  ]"
     echo "}"
   } >"$OUT/results.json"
+}
+
+# Microseconds of the server CPU per request in (1): 1 s / requests/s. For
+# the proxies that CPU is saturated (it also runs the upstream), so this is
+# the whole CPU cost of one proxied call; the floor has the CPU to itself.
+us_per_request() {
+  awk -v r="$1" -v f="${2:-1}" 'BEGIN {if (r > 0) printf "%.1f", 1e6 / (r * f);
+    else print "-"}'
+}
+
+build_costs() {
+  COSTS=(
+    "nginx: proxy and upstream|$(us_per_request "${R[s1.rps.nginx]}")"
+    "tollgate: gateway and upstream|$(us_per_request "${R[s1.rps.tollgate]}")"
+    "the bar (0.8x nginx's req/s) allows|$(us_per_request "${R[s1.rps.nginx]}" 0.8)"
+    "evhttp floor: the answer alone|$(us_per_request "${R[s1.rps.floor]}")"
+  )
+}
+
+print_costs() {
+  local row what us
+  echo
+  echo "Server CPU per request in (1), in µs (evhttp floor: ${R[s1.rps.floor]} req/s):"
+  for row in "${COSTS[@]}"; do
+    IFS='|' read -r what us <<<"$row"
+    printf '  %-40s %8s\n' "$what" "$us"
+  done
+}
+
+cost_of() {
+  echo "${COSTS[$1]##*|}"
 }

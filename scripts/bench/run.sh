@@ -116,7 +116,7 @@ build_tools() {
   flags="-O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow"
   flags+=" -Wstrict-prototypes -Wmissing-prototypes"
   libs="$(pkg-config --cflags --libs libevent) -lm"
-  for src in upstream loadgen; do
+  for src in upstream loadgen floor; do
     bin=$OUT/bin/$src
     if [[ ! -x $bin || scripts/bench/$src.c -nt $bin ]]; then
       # shellcheck disable=SC2086 # flags and libs are word lists
@@ -197,6 +197,22 @@ start_upstream() {
   UPSTREAM_PORT=${line##*:}
   [[ $UPSTREAM_PORT =~ ^[0-9]+$ ]] || die "the upstream did not start"
   URL[direct]=http://127.0.0.1:$UPSTREAM_PORT/v1/chat/completions
+}
+
+# The evhttp floor (scripts/bench/floor.c): tollgate's answer from a bare evhttp
+# server, on the server CPUs like the others.
+start_floor() {
+  local line i
+  "${SERVER_PIN[@]}" "$OUT/bin/floor" 0 >"$OUT/floor.out" 2>"$OUT/floor.err" &
+  FLOOR_PID=$!
+  PIDS+=("$FLOOR_PID")
+  for ((i = 0; i < 50; i++)); do
+    line=$(head -1 "$OUT/floor.out")
+    [[ $line == listening* ]] && break
+    sleep 0.1
+  done
+  [[ ${line##*:} =~ ^[0-9]+$ ]] || die "the evhttp floor did not start"
+  URL[floor]=http://127.0.0.1:${line##*:}/v1/chat/completions
 }
 
 # The models the bench calls, each an upstream id the bench upstream reads.
@@ -412,6 +428,15 @@ scenario_throughput() {
     R[s1.p99.$t]=$(ms "$(field "$line" lat_p99_us)")
     echo "  $t: ${R[s1.rps.$t]} req/s, p50 ${R[s1.p50.$t]} ms, p99 ${R[s1.p99.$t]} ms"
   done
+  # The floor alone on the server CPU: what evhttp costs by itself.
+  start_floor
+  run_wrk floor "$KEY" "$(body bench)" 200 "$WARMUP" >/dev/null
+  line=$(run_wrk floor "$KEY" "$(body bench)" 200 "$DURATION")
+  check_errors "throughput.floor" "$line"
+  R[s1.rps.floor]=$(field "$line" rps)
+  stop_pid "$FLOOR_PID"
+  forget_pid "$FLOOR_PID"
+  echo "  evhttp floor (the same answer, nothing behind it): ${R[s1.rps.floor]} req/s"
 }
 
 # (2) the same at half of tollgate's peak, at a fixed rate.
@@ -591,7 +616,9 @@ main() {
 
   build_rows
   build_bar
+  build_costs
   print_table
+  print_costs
   echo
   echo "tollgate instructions per request (callgrind): ${R[ipr]}"
   echo "pinning: $PINNING; $WORKERS worker(s) each"
