@@ -1,6 +1,6 @@
 /*
  * tg_ev_alloc.h - the allocator tollgate gives libevent: blocks of up to
- * 512 bytes are recycled per size class instead of going back to malloc,
+ * 16 KiB are recycled per size class instead of going back to malloc,
  * since evhttp allocates and frees dozens of them per request.
  */
 #ifndef TG_EV_ALLOC_H

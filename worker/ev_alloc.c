@@ -8,10 +8,15 @@
  * a size, so the rest took malloc's slow paths (bins, consolidation), which
  * cost more per call than tollgate's own JSON work.
  *
+ * The buffers that carry the bytes (evbuffer chains, powers of two from
+ * 1 KiB) likewise came from malloc's large bins, and their frees set off
+ * the consolidation of its fast bins.
+ *
  * Each block carries a 16-byte header with its size class. Blocks of up to
- * MAX_SMALL bytes come in classes of 16 bytes, and a freed one goes on its
- * class's list (at most LIST_MAX deep) for the next allocation of that
- * class; larger blocks go straight to malloc. A process here is one thread,
+ * MAX_SMALL bytes come in classes of 16 bytes, those of up to 16 KiB in
+ * powers of two; a freed one goes on its class's list (SMALL_MAX or
+ * BUFFER_MAX deep) for the next allocation of that class. Larger blocks go
+ * straight to malloc. A process here is one thread,
  * so the lists need no lock. Under AddressSanitizer nothing is recycled, so
  * that a use after free inside libevent is still caught.
  */
@@ -23,11 +28,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HEADER    16
-#define CLASS     16
-#define MAX_SMALL 512
-#define N_CLASSES (MAX_SMALL / CLASS)
-#define LIST_MAX  256
+#define HEADER     16
+#define CLASS      16
+#define MAX_SMALL  512
+#define N_SMALL    (MAX_SMALL / CLASS)
+#define N_BUFFER   5 /* 1, 2, 4, 8 and 16 KiB */
+#define N_CLASSES  (N_SMALL + N_BUFFER)
+#define SMALL_MAX  256 /* freed blocks kept per small class */
+#define BUFFER_MAX 64  /* and per buffer class */
 
 #if defined(__SANITIZE_ADDRESS__)
 #define RECYCLE 0
@@ -55,14 +63,33 @@ static struct {
     size_t n;
 } lists[N_CLASSES + 1];
 
+/* Classes 1..N_SMALL hold blocks of 16, 32, ... 512 bytes; the next
+ * N_BUFFER classes 1, 2, 4, 8 and 16 KiB, the sizes of evbuffer's chains
+ * (a power of two from 1 KiB). 0: not recycled. */
 static size_t class_of(size_t n)
 {
-    return RECYCLE && n <= MAX_SMALL ? (n + CLASS - 1) / CLASS + (n == 0) : 0;
+    size_t class = N_SMALL + 1, cap = 1024;
+
+    if (!RECYCLE)
+        return 0;
+    if (n <= MAX_SMALL)
+        return (n + CLASS - 1) / CLASS + (n == 0);
+    while (cap < n && class < N_CLASSES) {
+        cap <<= 1;
+        class ++;
+    }
+    return cap >= n ? class : 0;
 }
 
 static size_t capacity(size_t class)
 {
-    return class * CLASS;
+    return class <= N_SMALL ? class * CLASS
+                            : (size_t)1024 << (class - N_SMALL - 1);
+}
+
+static size_t list_max(size_t class)
+{
+    return class <= N_SMALL ? SMALL_MAX : BUFFER_MAX;
 }
 
 void *tg_ev_malloc(size_t n)
@@ -96,7 +123,7 @@ void tg_ev_free(void *p)
         return;
     h = (struct header *)((char *)p - HEADER);
     class = h->class;
-    if (class == 0 || lists[class].n == LIST_MAX) {
+    if (class == 0 || lists[class].n == list_max(class)) {
         free(h);
         return;
     }

@@ -143,3 +143,21 @@ Test(ev_alloc, libevent_runs_on_it)
         evbuffer_free(b);
     }
 }
+
+Test(ev_alloc, buffers_are_recycled_by_power_of_two)
+{
+    void *p, *q, *big;
+
+    if (!tg_ev_alloc_recycles())
+        cr_skip("this build does not recycle (AddressSanitizer)");
+    tg_ev_alloc_drain();
+    p = tg_ev_malloc(4096); /* an evbuffer chain's size */
+    tg_ev_free(p);
+    q = tg_ev_malloc(3000); /* the same 4 KiB class */
+    cr_assert_eq(q, p);
+    tg_ev_free(q);
+    big = tg_ev_malloc(16385); /* above the largest class */
+    cr_assert_not_null(big);
+    tg_ev_free(big);
+    cr_assert_eq(tg_ev_alloc_drain(), 1, "only the 4 KiB block is kept");
+}
