@@ -4,7 +4,8 @@
  * Each worker has one struct tg_upstream: per provider, a pool of at most
  * max_connections keep-alive connections, and a queue for requests that
  * wait for one. A request's answer is reported as it arrives: the status
- * and headers once, the body in pieces, then the end (or the failure).
+ * and head once, the body in pieces (decoded from its framing), then the
+ * end (or the failure).
  */
 #ifndef TG_UPSTREAM_H
 #define TG_UPSTREAM_H
@@ -15,7 +16,7 @@
 
 struct event_base;
 struct evbuffer;
-struct evkeyvalq;
+struct tg_http_reader;
 struct tg_upstream;
 struct tg_up_req;
 
@@ -31,8 +32,9 @@ enum tg_up_error {
 };
 
 struct tg_up_callbacks {
-    /* Status and headers have arrived. */
-    void (*on_head)(void *ctx, int status, struct evkeyvalq *headers);
+    /* Status and headers have arrived; read a header with
+     * tg_http_reader_header(head, ...) during this call only. */
+    void (*on_head)(void *ctx, int status, const struct tg_http_reader *head);
     /* A piece of the body. Returns non-zero to stop (the exchange is then
      * cancelled and on_end is not called). */
     int (*on_body)(void *ctx, const char *data, size_t len);
@@ -57,9 +59,11 @@ void tg_upstream_free(struct tg_upstream *u);
 /*
  * Sends METHOD base_url-path + `path` (path starts with '/', may carry a
  * query) to provider p with the headers and body given (body may be NULL;
- * it is drained). Host, Content-Length and Connection are added.
- * Returns the request (for tg_up_cancel), or NULL when it cannot be sent at
- * all (then no callback is called).
+ * it is drained). Host and Content-Length are added; a header whose name
+ * or value holds CR or LF is dropped. The connection is kept alive (the
+ * HTTP/1.1 default) unless the answer says otherwise. Returns the request
+ * (for tg_up_cancel), or NULL when it cannot be sent at all (then no
+ * callback is called). No callback is called before this returns.
  */
 struct tg_up_req *tg_up_send(struct tg_upstream *u, const struct tg_provider *p,
                              const char *method, const char *path,

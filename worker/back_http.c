@@ -15,13 +15,12 @@
  *   504  nothing came within first_byte_timeout_ms or timeout_ms.
  */
 #include <event2/buffer.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tg.h"
+#include "tg_http_reader.h"
 #include "tg_json.h"
 #include "tg_wire.h"
 
@@ -202,7 +201,13 @@ static int on_sse(void *ctx, const char *event, size_t event_len,
 {
     struct tg_wire_call *w = ctx;
 
-    return decoded(w, w->wire->decode_sse(w, event, event_len, data, len));
+    /* Not decoded's TG_ERROR (-1): tg_sse_feed returns a callback's value, and
+     * -1 there means an event too large, whose handling would touch the
+     * call decoded may have freed. */
+    return decoded(w, w->wire->decode_sse(w, event, event_len, data, len)) ==
+                   TG_OK
+               ? 0
+               : 1;
 }
 
 static int feed_frames(struct tg_wire_call *w, const char *data, size_t len)
@@ -231,24 +236,30 @@ static int feed_frames(struct tg_wire_call *w, const char *data, size_t len)
 
 /* Retry-After in seconds (an HTTP date is not worth honouring here); -1
  * when absent or unreadable. */
-static int64_t retry_after_ms(struct evkeyvalq *headers)
+static int64_t retry_after_ms(const struct tg_http_reader *head)
 {
-    const char *v = evhttp_find_header(headers, "Retry-After");
-    char *end;
-    long long s;
+    size_t n, i;
+    const char *v = tg_http_reader_header(head, "Retry-After", &n);
+    int64_t s = 0;
 
-    if (v == NULL)
+    if (v == NULL || n == 0)
         return -1;
-    s = strtoll(v, &end, 10);
-    return end != v && *end == '\0' && s >= 0 && s < 86400 ? s * 1000 : -1;
+    for (i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return -1;
+        s = s * 10 + (v[i] - '0');
+        if (s >= 86400)
+            return -1;
+    }
+    return s * 1000;
 }
 
-static void on_head(void *ctx, int status, struct evkeyvalq *headers)
+static void on_head(void *ctx, int status, const struct tg_http_reader *head)
 {
     struct tg_wire_call *w = ctx;
 
     w->status = status;
-    w->retry_after_ms = retry_after_ms(headers);
+    w->retry_after_ms = retry_after_ms(head);
     w->call->first_byte_us = tg_now_us();
 }
 

@@ -149,6 +149,20 @@ for (const [p, { toolId }] of Object.entries(PROVIDERS)) {
       assert.equal(events.at(-1), '[DONE]', f);
       assert.equal(events.at(-2).error.type, 'upstream_error', f);
     }
+    // A streamed answer whose event cannot be decoded: a 502 before any
+    // content, or an error event after it. (This once used the call after
+    // the decoder had freed it; the sanitizer build catches a relapse.)
+    {
+      const res = await ask('fault-bad-json', true);
+      if (res.status === 200) {
+        const events = sseEvents(res.text);
+        assert.equal(events.at(-1), '[DONE]', res.text);
+        assert.equal(events.at(-2).error.type, 'upstream_error', res.text);
+      } else {
+        assert.equal(res.status, 502, res.text);
+        assert.match(res.body.error.message, /could not be read|checksum|stream/, res.text);
+      }
+    }
     // Still serving.
     assert.equal((await post(gw, '/v1/chat/completions', { model: `${p}-echo`, messages: [{ role: 'user', content: 'ok' }] })).status, 200);
   });

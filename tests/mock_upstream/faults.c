@@ -33,6 +33,7 @@ static const struct fault_name fault_names[] = {
     {"fault-truncated-frame", MOCK_FAULT_TRUNCATED_FRAME, false, 0, 0},
     {"fault-close", MOCK_FAULT_CLOSE, false, 0, 0},
     {"fault-flaky-", MOCK_FAULT_FLAKY, true, 1, 1000},
+    {"fault-trickle-", MOCK_FAULT_TRICKLE, true, 1, MOCK_MAX_TRICKLE},
 };
 
 /* A decimal number within [min, max] and nothing else; -1 otherwise. */

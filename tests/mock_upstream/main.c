@@ -243,6 +243,9 @@ static void free_server(struct mock_server *srv)
     }
     if (srv->http != NULL)
         evhttp_free(srv->http);
+    for (size_t i = 0; i <= MOCK_MAX_TRICKLE; i++)
+        if (srv->trickle[i] != NULL)
+            ev_token_bucket_cfg_free(srv->trickle[i]);
     mock_stats_free(&srv->stats);
 }
 

@@ -22,12 +22,16 @@
 
 struct event;
 struct event_base;
+struct ev_token_bucket_cfg;
 struct evbuffer;
 struct evhttp;
 struct evhttp_request;
 struct mock_call;
 
 /* ---- the server ---- */
+
+/* The most bytes a millisecond of fault-trickle-<n>. */
+#define MOCK_MAX_TRICKLE 64
 
 struct mock_keys {
     const char *openai;
@@ -65,7 +69,10 @@ struct mock_server {
     struct mock_keys keys;
     struct mock_stats stats;
     struct mock_call *calls; /* calls still in flight (a delay, a stream) */
-    uint64_t seq;            /* numbers the ids of answers */
+    /* The write limits of fault-trickle-<n>, each made on first use; a
+     * connection keeps using its limit after the call. */
+    struct ev_token_bucket_cfg *trickle[MOCK_MAX_TRICKLE + 1];
+    uint64_t seq; /* numbers the ids of answers */
 };
 
 /* ---- what a request asks for, whatever its format ---- */
@@ -117,12 +124,13 @@ enum mock_fault_kind {
     MOCK_FAULT_BAD_JSON,
     MOCK_FAULT_TRUNCATED_FRAME,
     MOCK_FAULT_CLOSE,
-    MOCK_FAULT_FLAKY, /* the first <n> requests for the model answer 503 */
+    MOCK_FAULT_FLAKY,   /* the first <n> requests for the model answer 503 */
+    MOCK_FAULT_TRICKLE, /* the connection writes <n> bytes a millisecond */
 };
 
 struct mock_fault {
     enum mock_fault_kind kind;
-    int value; /* STATUS: the code; DELAY_*: milliseconds */
+    int value; /* STATUS: the code; DELAY_*: milliseconds; TRICKLE: bytes */
 };
 
 /* Parses a fault name ("fault-status-429"...). Returns 0 with *f set,

@@ -9,9 +9,12 @@
  * closes it anyway if the client never reads. evhttp keeps a request alive
  * until we end it, even when its client has gone (it is then detached from
  * its connection), so the call always knows whether the request is still
- * ours to free.
+ * ours to free. The trickle fault puts a rate limit on the connection's
+ * bufferevent, so that the whole answer, head included, leaves in pieces
+ * of a few bytes cut anywhere.
  */
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <stdio.h>
@@ -206,9 +209,29 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* At most fault.value bytes a millisecond from now on this connection. */
+static void trickle(struct mock_call *c)
+{
+    static const struct timeval tick = {0, 1000};
+    struct evhttp_connection *evcon = evhttp_request_get_connection(c->req);
+    struct ev_token_bucket_cfg **cfg = &c->srv->trickle[c->fault.value];
+    size_t n = (size_t)c->fault.value;
+
+    if (*cfg == NULL)
+        *cfg = ev_token_bucket_cfg_new(EV_RATE_LIMIT_MAX, EV_RATE_LIMIT_MAX, n,
+                                       n, &tick);
+    if (evcon == NULL || *cfg == NULL ||
+        bufferevent_set_rate_limit(evhttp_connection_get_bufferevent(evcon),
+                                   *cfg) != 0)
+        fprintf(stderr, "mock-upstream: cannot limit a connection\n");
+}
+
 void mock_send(struct mock_call *c)
 {
     enum mock_fault_kind kind = c->fault.kind;
+
+    if (kind == MOCK_FAULT_TRICKLE)
+        trickle(c);
 
     if (kind == MOCK_FAULT_DELAY_HEADERS ||
         (kind == MOCK_FAULT_DELAY_CHUNKS && !c->is_stream_answer)) {
