@@ -21,9 +21,11 @@ CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
             -Wstrict-prototypes -Wmissing-prototypes -Iinclude $(PKG_CFLAGS)
 LDLIBS   += $(PKG_LIBS) -lm
-# worker/http_error.c replaces libevent's evhttp_send_error (see there): pull
-# it out of the archive and export it so libevent's own calls bind to it.
-LDFLAGS  += -Wl,-u,evhttp_send_error -Wl,--export-dynamic-symbol=evhttp_send_error
+# worker/http_error.c replaces libevent's evhttp_send_error and
+# worker/evbuffer_printf.c its evbuffer_add_printf (see there): pull them out
+# of the archive and export them so that libevent's own calls bind to them.
+OVERRIDES := evhttp_send_error evbuffer_add_printf
+LDFLAGS  += $(foreach s,$(OVERRIDES),-Wl,-u,$(s) -Wl,--export-dynamic-symbol=$(s))
 ifdef SANITIZE
 CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer \
             -fno-sanitize-recover=undefined

@@ -25,6 +25,14 @@ void tg_http_add_common_headers(struct tg_req *r, const char *content_type);
 /* Bytes of a request's parsed headers, counted as "name: value\r\n". */
 size_t tg_http_header_bytes(struct evhttp_request *http);
 
+/* Writes what evhttp has just queued on conn now, rather than after the
+ * next epoll_wait (see http_flush.c). conn may be NULL. */
+void tg_http_flush(struct evhttp_connection *conn);
+
+/* Lines evhttp wrote through the printf-free evbuffer_add_printf of
+ * evbuffer_printf.c: how the tests see that libevent binds to it. */
+unsigned long tg_http_fast_lines(void);
+
 /* The reason phrase of a status code ("Bad Request"). */
 const char *tg_http_reason(int status);
 

@@ -103,6 +103,7 @@ struct tg_req {
     int64_t streamed_chars; /* answer text delivered so far */
 
     bool is_streaming; /* the stream's headers went out */
+    bool is_chunked;   /* ... as Transfer-Encoding: chunked (HTTP/1.1) */
     bool is_call_running;
     bool is_client_gone;
 };

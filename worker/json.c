@@ -742,18 +742,47 @@ bool tg_json_str_eq(const struct tg_json *j, int i, const char *s)
     return s != NULL && str_eq_n(j, i, s, strlen(s));
 }
 
-/* Scans every member, since the last of duplicate keys wins. */
+/* Whether a key's raw text decodes to s. Most keys differ in length from
+ * s, or are s byte for byte; only a key with a backslash is decoded. */
+static bool key_is(const char *raw, size_t len, const char *s, size_t s_len)
+{
+    if (len < s_len)
+        return false;
+    if (len == s_len && memcmp(raw, s, len) != 0)
+        return false;
+    return decoded_equals(raw, len, s, s_len);
+}
+
+/* The token after member value v: most values are strings or numbers,
+ * which own no children. */
+static int after_value(const struct tg_json *j, int v)
+{
+    return j->tok[v].size == 0 ? v + 1 : tg_json_skip(j, v);
+}
+
+/*
+ * Scans every member, since the last of duplicate keys wins. This runs for
+ * every field a surface reads from every body, so it walks the tokens
+ * directly; tg_json_member's checks hold here by construction (obj is an
+ * object, and each k is a child of obj below n_tok - 1).
+ */
 int tg_json_get(const struct tg_json *j, int obj, const char *key)
 {
-    int cursor = 0, k, v, found = -1;
+    const jsmntok_t *t;
+    int k, found = -1;
     size_t key_len;
 
-    if (key == NULL)
+    if (key == NULL || tg_json_type(j, obj) != TG_JSON_OBJECT)
         return -1;
     key_len = strlen(key);
-    while (tg_json_member(j, obj, &cursor, &k, &v))
-        if (str_eq_n(j, k, key, key_len))
-            found = v;
+    for (k = obj + 1; k < j->n_tok - 1 && j->tok[k].parent == obj;
+         k = after_value(j, k + 1)) {
+        t = &j->tok[k];
+        if (t->type == JSMN_STRING &&
+            key_is(j->src + t->start, (size_t)(t->end - t->start), key,
+                   key_len))
+            found = k + 1;
+    }
     return found;
 }
 

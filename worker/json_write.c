@@ -2,11 +2,12 @@
  * json_write.c - writing JSON strings into evbuffers (see tg_json.h).
  *
  * This is on the streaming hot path, so bytes that need no escaping go out
- * in runs, one evbuffer_add per run, never byte by byte. A run of non-ASCII
- * bytes is checked whole with tg_json_is_utf8 and passes through when valid
- * (a multi-byte sequence never contains an ASCII byte, so it cannot straddle
- * two runs); only an invalid run is walked sequence by sequence, and each
- * byte that starts no valid sequence becomes \ufffd.
+ * in runs, one evbuffer_add per run, never byte by byte, and a short string
+ * that needs no escaping goes out with its quotes in a single append. A run of
+ * non-ASCII bytes is checked whole with tg_json_is_utf8 and passes through when
+ * valid (a multi-byte sequence never contains an ASCII byte, so it cannot
+ * straddle two runs); only an invalid run is walked sequence by sequence, and
+ * each byte that starts no valid sequence becomes \ufffd.
  */
 #include "tg_json.h"
 
@@ -110,8 +111,31 @@ static int write_body(struct evbuffer *out, const char *s, size_t n)
     return add_run(out, s, run, n);
 }
 
+/* Strings at most this long that need no escaping go out in one append. */
+#define PLAIN_MAX 254
+
+static bool is_plain(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (u[i] >= 0x80 || needs_escape(u[i]))
+            return false;
+    return true;
+}
+
 int tg_json_write_str(struct evbuffer *out, const char *s, size_t n)
 {
+    char quoted[PLAIN_MAX + 2];
+
+    /* The common case: a short ASCII string (an id, a model, a role). */
+    if (n <= PLAIN_MAX && is_plain(s, n)) {
+        quoted[0] = '"';
+        memcpy(quoted + 1, s, n);
+        quoted[n + 1] = '"';
+        return evbuffer_add(out, quoted, n + 2) == 0 ? TG_OK : TG_NOMEM;
+    }
     /* One reservation up front, so the runs below rarely reallocate. */
     if (n < SIZE_MAX - 2 && evbuffer_expand(out, n + 2) != 0)
         return TG_NOMEM;

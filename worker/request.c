@@ -49,13 +49,19 @@ void tg_req_send(struct tg_req *r, int status)
 
 void tg_req_send_as(struct tg_req *r, int status, const char *content_type)
 {
+    struct evhttp_connection *conn = NULL;
+
     if (r->http != NULL) {
         tg_http_add_common_headers(r, content_type);
         r->status = status;
         r->bytes_sent = evbuffer_get_length(r->out);
+        conn = evhttp_request_get_connection(r->http);
         evhttp_send_reply(r->http, status, tg_http_reason(status), r->out);
     }
+    /* Settled first: the client must not see its answer before the quota
+     * does, or its next call, on another worker, could be refused. */
     tg_http_finish(r);
+    tg_http_flush(conn);
 }
 
 void tg_req_fail(struct tg_req *r, int status, const char *code,
@@ -264,14 +270,25 @@ static void answer_release(struct tg_answer *a)
     a->n_calls = 0;
 }
 
-static void stream_flush(struct tg_req *r)
+/* Hands what the front rendered to evhttp as one chunk. */
+static bool stream_queue(struct tg_req *r)
 {
     size_t n = evbuffer_get_length(r->out);
 
     if (n == 0 || r->http == NULL)
-        return;
+        return false;
     r->bytes_sent += n;
     evhttp_send_reply_chunk(r->http, r->out);
+    return true;
+}
+
+/* ... and writes it now. Only a chunked stream: evhttp ends an HTTP/1.0
+ * one at once, inside evhttp_send_reply_end, when nothing is left to
+ * write, which would free the request under its caller. */
+static void stream_flush(struct tg_req *r)
+{
+    if (stream_queue(r) && r->is_chunked)
+        tg_http_flush(evhttp_request_get_connection(r->http));
 }
 
 static void stream_start(struct tg_req *r)
@@ -286,16 +303,24 @@ static void stream_start(struct tg_req *r)
     r->status = 200;
     evhttp_send_reply_start(r->http, 200, "OK");
     r->is_streaming = true;
+    r->is_chunked =
+        evhttp_find_header(evhttp_request_get_output_headers(r->http),
+                           "Transfer-Encoding") != NULL;
     r->front->render_stream_start(r);
     stream_flush(r);
 }
 
 static void stream_end(struct tg_req *r)
 {
+    struct evhttp_connection *conn = evhttp_request_get_connection(r->http);
+    bool is_chunked = r->is_chunked;
+
     r->front->render_stream_end(r);
-    stream_flush(r);
+    stream_queue(r);
     evhttp_send_reply_end(r->http);
-    tg_http_finish(r);
+    tg_http_finish(r); /* settled before the end goes out, as above */
+    if (is_chunked)
+        tg_http_flush(conn);
 }
 
 /* The call ended (terminal event): answer, settle, log, free. */

@@ -423,9 +423,21 @@ static size_t headers_len(const struct tg_up_header *h, size_t n)
     return len;
 }
 
+/* Pieces of a request head copied into one reserved extent. */
+struct head {
+    char *p;
+};
+
+static void put(struct head *h, const char *s, size_t n)
+{
+    memcpy(h->p, s, n);
+    h->p += n;
+}
+
 /* "METHOD base_path+path HTTP/1.1", Host, Content-Length, the caller's
- * headers, the blank line, then the body (moved, not copied). Space for
- * the head is made once, so that it is one piece of memory. */
+ * headers, the blank line, then the body (moved, not copied). The head is
+ * copied into one extent reserved at its full size, so it is one piece of
+ * memory and one reserve and commit rather than an append per piece. */
 static int write_request(struct evbuffer *out, const struct pool *pool,
                          const char *method, const char *path,
                          const struct tg_up_header *h, size_t n_headers,
@@ -435,31 +447,37 @@ static int write_request(struct evbuffer *out, const struct pool *pool,
     size_t method_len = strlen(method), path_len = strlen(path);
     size_t length_len =
         format_size(body ? evbuffer_get_length(body) : 0, length);
+    size_t max = method_len + pool->base_path_len + path_len +
+                 pool->host_header_len + length_len +
+                 headers_len(h, n_headers) + HEAD_LITERALS_MAX;
+    struct evbuffer_iovec v;
+    struct head head;
     size_t i;
 
-    if (evbuffer_expand(out, method_len + pool->base_path_len + path_len +
-                                 pool->host_header_len + length_len +
-                                 headers_len(h, n_headers) +
-                                 HEAD_LITERALS_MAX) != 0)
+    if (evbuffer_reserve_space(out, (ev_ssize_t)max, &v, 1) != 1)
         return TG_ERROR;
-    evbuffer_add(out, method, method_len);
-    evbuffer_add(out, LITERAL(" "));
-    evbuffer_add(out, pool->base_path, pool->base_path_len);
-    evbuffer_add(out, path, path_len);
-    evbuffer_add(out, LITERAL(" HTTP/1.1\r\nHost: "));
-    evbuffer_add(out, pool->host_header, pool->host_header_len);
-    evbuffer_add(out, LITERAL("\r\nContent-Length: "));
-    evbuffer_add(out, length, length_len);
-    evbuffer_add(out, LITERAL("\r\n"));
+    head.p = v.iov_base;
+    put(&head, method, method_len);
+    put(&head, LITERAL(" "));
+    put(&head, pool->base_path, pool->base_path_len);
+    put(&head, path, path_len);
+    put(&head, LITERAL(" HTTP/1.1\r\nHost: "));
+    put(&head, pool->host_header, pool->host_header_len);
+    put(&head, LITERAL("\r\nContent-Length: "));
+    put(&head, length, length_len);
+    put(&head, LITERAL("\r\n"));
     for (i = 0; i < n_headers; i++) {
         if (!is_safe_header(&h[i]))
             continue;
-        evbuffer_add(out, h[i].name, strlen(h[i].name));
-        evbuffer_add(out, LITERAL(": "));
-        evbuffer_add(out, h[i].value, strlen(h[i].value));
-        evbuffer_add(out, LITERAL("\r\n"));
+        put(&head, h[i].name, strlen(h[i].name));
+        put(&head, LITERAL(": "));
+        put(&head, h[i].value, strlen(h[i].value));
+        put(&head, LITERAL("\r\n"));
     }
-    evbuffer_add(out, LITERAL("\r\n"));
+    put(&head, LITERAL("\r\n"));
+    v.iov_len = (size_t)(head.p - (char *)v.iov_base);
+    if (evbuffer_commit_space(out, &v, 1) != 0)
+        return TG_ERROR;
     if (body != NULL && evbuffer_add_buffer(out, body) != 0)
         return TG_ERROR;
     return TG_OK;

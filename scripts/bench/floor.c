@@ -9,7 +9,9 @@
  * no log. Its requests/s on one core is thus the most any evhttp server
  * could do for that answer; the report sets it beside tollgate and nginx so
  * that a reader can see how much of tollgate's cost per request is the
- * server library and how much is what tollgate adds.
+ * server library and how much is what tollgate adds. It is linked with
+ * tollgate's printf-free evbuffer_add_printf (worker/evbuffer_printf.c), as
+ * tollgate is, so that it stays a floor.
  *
  * It binds 127.0.0.1 on the port given (0: any), prints
  * "listening on 127.0.0.1:PORT" and stops on SIGTERM or SIGINT.

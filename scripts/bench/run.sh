@@ -111,16 +111,23 @@ ensure_tools() {
   "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
+# The floor is built with tollgate's printf-free evbuffer_add_printf
+# (worker/evbuffer_printf.c), so that it stays the least evhttp costs as
+# tollgate uses it.
 build_tools() {
-  local src bin flags libs
+  local src bin flags libs extra
   flags="-O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow"
-  flags+=" -Wstrict-prototypes -Wmissing-prototypes"
+  flags+=" -Wstrict-prototypes -Wmissing-prototypes -Iinclude"
   libs="$(pkg-config --cflags --libs libevent) -lm"
   for src in upstream loadgen floor; do
     bin=$OUT/bin/$src
-    if [[ ! -x $bin || scripts/bench/$src.c -nt $bin ]]; then
+    extra=()
+    [[ $src == floor ]] && extra=(worker/evbuffer_printf.c
+      -Wl,--export-dynamic-symbol=evbuffer_add_printf)
+    if [[ ! -x $bin || scripts/bench/$src.c -nt $bin ||
+      worker/evbuffer_printf.c -nt $bin ]]; then
       # shellcheck disable=SC2086 # flags and libs are word lists
-      ${CC:-cc} $flags scripts/bench/$src.c -o "$bin" $libs
+      ${CC:-cc} $flags scripts/bench/$src.c "${extra[@]}" -o "$bin" $libs
     fi
   done
 }
