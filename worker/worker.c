@@ -290,6 +290,9 @@ int tg_worker_run(const struct tg_config *cfg, struct tg_shm *shm,
     w.usage_log.lost = tg_metrics_log_lost(metrics, TG_LOG_USAGE);
     tg_logfile_open(&w.access_log, cfg->access_log);
     tg_logfile_open(&w.usage_log, cfg->usage_log);
+    /* Without batching (out of memory) lines are written one by one. */
+    tg_logfile_batch(&w.access_log, w.base);
+    tg_logfile_batch(&w.usage_log, w.base);
     event_base_dispatch(w.base);
     status = 0;
 out:
