@@ -743,10 +743,13 @@ bool tg_json_str_eq(const struct tg_json *j, int i, const char *s)
 }
 
 /* Whether a key's raw text decodes to s. Most keys differ in length from
- * s, or are s byte for byte; only a key with a backslash is decoded. */
+ * s, or in their first byte, which is itself unless it starts an escape;
+ * only a key that could still match is decoded. */
 static bool key_is(const char *raw, size_t len, const char *s, size_t s_len)
 {
     if (len < s_len)
+        return false;
+    if (len > 0 && raw[0] != '\\' && (s_len == 0 || raw[0] != s[0]))
         return false;
     if (len == s_len && memcmp(raw, s, len) != 0)
         return false;

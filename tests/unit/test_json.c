@@ -497,6 +497,20 @@ Test(json, get_duplicate_key_last_wins)
     cr_assert_eq(v, 3);
 }
 
+Test(json, get_decodes_a_key_whose_first_byte_is_escaped)
+{
+    struct tg_json j = parse("{\"\\u006dax\":6,\"\":7,\"\\\\\":8}");
+    int64_t v;
+
+    cr_assert_eq(tg_json_int64(&j, tg_json_get(&j, 0, "max"), &v), TG_OK);
+    cr_assert_eq(v, 6);
+    cr_assert_eq(tg_json_int64(&j, tg_json_get(&j, 0, ""), &v), TG_OK);
+    cr_assert_eq(v, 7);
+    cr_assert_eq(tg_json_int64(&j, tg_json_get(&j, 0, "\\"), &v), TG_OK);
+    cr_assert_eq(v, 8);
+    cr_assert_eq(tg_json_get(&j, 0, "nax"), -1);
+}
+
 Test(json, get_compares_keys_after_decoding_escapes)
 {
     struct tg_json j = parse("{\"mo\\u0064el\":1,\"a\\\"b\":2,"
