@@ -132,7 +132,8 @@ int tg_json_write_str(struct evbuffer *out, const char *s, size_t n)
     /* The common case: a short ASCII string (an id, a model, a role). */
     if (n <= PLAIN_MAX && is_plain(s, n)) {
         quoted[0] = '"';
-        memcpy(quoted + 1, s, n);
+        if (n > 0) /* an empty string may come as NULL */
+            memcpy(quoted + 1, s, n);
         quoted[n + 1] = '"';
         return evbuffer_add(out, quoted, n + 2) == 0 ? TG_OK : TG_NOMEM;
     }

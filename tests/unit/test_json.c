@@ -883,6 +883,7 @@ Test(json, write_str_quotes_plain_ascii)
 {
     cr_assert_str_eq(written(TEXT("hello, world / ~")), "\"hello, world / ~\"");
     cr_assert_str_eq(written(TEXT("")), "\"\"");
+    cr_assert_str_eq(written(NULL, 0), "\"\""); /* an empty buffer's text */
 }
 
 Test(json, write_str_escapes_quote_backslash_and_controls)
