@@ -132,6 +132,7 @@ write_json() {
     echo "  \"evhttp_floor_rps\": $(json_num "${R[s1.rps.floor]:-}"),"
     echo "  \"server_us_per_request\": {\"nginx\": $(json_num "$(cost_of 0)"), \"tollgate\": $(json_num "$(cost_of 1)"), \"bar\": $(json_num "$(cost_of 2)"), \"evhttp_floor\": $(json_num "$(cost_of 3)")},"
     echo "  \"instructions_per_request\": $(json_num "${R[ipr]:-}"),"
+    echo "  \"cpu_steal_pct\": $(json_steal),"
     echo "  \"bar\": ["
     first=1
     for row in "${BAR[@]}"; do
@@ -186,4 +187,32 @@ print_costs() {
 
 cost_of() {
   echo "${COSTS[$1]##*|}"
+}
+
+# Above this share of stolen CPU time a run's timings say more about the
+# other guests of the host than about the servers.
+STEAL_NOISY=5
+
+print_steal() {
+  local s line="" noisy=0
+  for s in s1 s2 s3 s4 s5; do
+    line+=" (${s#s}) ${R[steal.$s]:-?}%"
+    awk -v v="${R[steal.$s]:-0}" -v m=$STEAL_NOISY 'BEGIN {exit !(v > m)}' &&
+      noisy=1
+  done
+  echo "cpu steal (time the hypervisor gave this machine's CPUs to others):$line"
+  ((noisy)) && echo "bench: CPU STEAL OVER ${STEAL_NOISY}% IN A SCENARIO: its" \
+    "timings are the host's noise; compare ratios within the run, or run again"
+  return 0
+}
+
+json_steal() {
+  local s first=1
+  printf '{'
+  for s in s1 s2 s3 s4 s5; do
+    ((first)) || printf ', '
+    first=0
+    printf '"%s": %s' "${s#s}" "$(json_num "${R[steal.$s]:-}")"
+  done
+  printf '}'
 }

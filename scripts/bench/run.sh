@@ -115,19 +115,19 @@ ensure_tools() {
 # (worker/evbuffer_printf.c), so that it stays the least evhttp costs as
 # tollgate uses it.
 build_tools() {
-  local src bin flags libs extra
+  local src bin flags libs objs
+  local export_printf=-Wl,--export-dynamic-symbol=evbuffer_add_printf
   flags="-O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow"
   flags+=" -Wstrict-prototypes -Wmissing-prototypes -Iinclude"
   libs="$(pkg-config --cflags --libs libevent) -lm"
   for src in upstream loadgen floor; do
     bin=$OUT/bin/$src
-    extra=()
-    [[ $src == floor ]] && extra=(worker/evbuffer_printf.c
-      -Wl,--export-dynamic-symbol=evbuffer_add_printf)
+    objs=()
+    [[ $src == floor ]] && objs=(worker/evbuffer_printf.c "$export_printf")
     if [[ ! -x $bin || scripts/bench/$src.c -nt $bin ||
       worker/evbuffer_printf.c -nt $bin ]]; then
       # shellcheck disable=SC2086 # flags and libs are word lists
-      ${CC:-cc} $flags scripts/bench/$src.c "${extra[@]}" -o "$bin" $libs
+      ${CC:-cc} $flags scripts/bench/$src.c "${objs[@]}" -o "$bin" $libs
     fi
   done
 }
@@ -176,6 +176,26 @@ wait_http() {
     sleep 0.1
   done
   return 1
+}
+
+# All CPU time and the part of it stolen by the hypervisor (given to other
+# guests while this one wanted to run), in jiffies, from /proc/stat.
+cpu_times() {
+  awk '/^cpu / {t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $9}' /proc/stat
+}
+
+# Runs a scenario and records in R[steal.NAME] the share of CPU time stolen
+# meanwhile, in percent: on a shared virtual machine that is the noise no
+# repetition removes, so it is printed with the figures.
+with_steal() {
+  local name=$1 t0 s0 t1 s1
+  shift
+  read -r t0 s0 < <(cpu_times)
+  "$@"
+  read -r t1 s1 < <(cpu_times)
+  R[steal.$name]=$(awk -v t=$((t1 - t0)) -v s=$((s1 - s0)) \
+    'BEGIN {printf "%.1f", (t > 0 ? 100 * s / t : 0)}')
+  echo "  cpu steal meanwhile: ${R[steal.$name]}%"
 }
 
 # Resident memory of a process and its children, in KiB.
@@ -611,11 +631,11 @@ main() {
   URL[tollgate]=http://127.0.0.1:$TG_PORT/v1/chat/completions
   smoke
 
-  scenario_throughput
-  scenario_fixed_rate
-  scenario_streams
-  scenario_open_streams
-  scenario_refusals
+  with_steal s1 scenario_throughput
+  with_steal s2 scenario_fixed_rate
+  with_steal s3 scenario_streams
+  with_steal s4 scenario_open_streams
+  with_steal s5 scenario_refusals
   # The usage log was on: one line per call that reached the upstream.
   R[usage_lines]=$(wc -l <"$OUT/tollgate/usage.log")
   rm -f "$OUT/tollgate/usage.log"
@@ -631,6 +651,7 @@ main() {
   echo "pinning: $PINNING; $WORKERS worker(s) each"
   echo "tollgate: auth (sha256 key), quotas (rpm/tpm buckets) and the usage" \
     "log on (${R[usage_lines]} lines written); nginx: access log off"
+  print_steal
   print_bar
   write_json
   echo
