@@ -504,8 +504,28 @@ scenario_streams() {
 
 # Holds HOLD_STREAMS streams open through TARGET; records the RSS growth of
 # PID (and its children) per stream, in KiB.
+# GET PATH on PORT with bash's /dev/tcp; prints the whole answer.
+http_get() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1" &&
+    printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3 &&
+    timeout 5 cat <&3)
+}
+
+# What a shortfall of held streams leaves to look at: how long the run
+# waited, the machine's sockets and, for tollgate, its metrics.
+hold_diagnostics() {
+  local t=$1 waited=$2 file=$OUT/hold.$1.diag
+  {
+    echo "waited $waited s for every stream to be held"
+    ss -s
+    [[ $t == tollgate ]] && http_get "$TG_PORT" /metrics
+  } >"$file" 2>&1
+  echo "bench: $t held too few streams; see $file" >&2
+}
+
 hold_streams() {
   local t=$1 pid=$2 before after line lg i out=$OUT/hold.$1.out
+  local started=$SECONDS
   before=$(rss_kib "$pid")
   "${CLIENT_PIN[@]}" "$OUT/bin/loadgen" --url "${URL[$t]}" --key "$KEY" \
     --body "$(body "$HOLD_MODEL" ',"stream":true')" \
@@ -519,6 +539,9 @@ hold_streams() {
   done
   sleep 1 # let every process settle with the streams open
   after=$(rss_kib "$pid")
+  # Looked at while the streams are still open.
+  [[ $(field "$(grep '^held=' "$out")" held) == "$HOLD_STREAMS" ]] ||
+    hold_diagnostics "$t" $((SECONDS - started))
   stop_pid "$lg"
   forget_pid "$lg"
   line="$(grep '^held=' "$out" || true) $(grep '^mode=' "$out" || echo errors=1)"
