@@ -527,6 +527,9 @@ hold_streams() {
   local t=$1 pid=$2 before after line lg i out=$OUT/hold.$1.out
   local started=$SECONDS
   before=$(rss_kib "$pid")
+  # Emptied here, not by the background job's redirection, which may come
+  # after the first look below and let it read the last run's "held=".
+  : >"$out"
   "${CLIENT_PIN[@]}" "$OUT/bin/loadgen" --url "${URL[$t]}" --key "$KEY" \
     --body "$(body "$HOLD_MODEL" ',"stream":true')" \
     --streams "$HOLD_STREAMS" --ramp 256 --hold-max 120 >"$out" 2>&1 &
