@@ -50,7 +50,11 @@ int tg_logfile_batch(struct tg_logfile *log, struct event_base *base);
 
 /* Writes the lines waiting, if any. */
 void tg_logfile_flush(struct tg_logfile *log);
+
+/* Writes what waits to the file it was meant for, then opens the path
+ * again (SIGUSR1, after logrotate renamed the file). */
 void tg_logfile_reopen(struct tg_logfile *log);
+
 /* Writes what waits and closes the file; the batching ends too. */
 void tg_logfile_close(struct tg_logfile *log);
 

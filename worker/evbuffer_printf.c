@@ -58,7 +58,9 @@ static void put_str(struct line *l, const char *s)
     put(l, s, strlen(s));
 }
 
-/* Digits of v in base 10 or 16 (lowercase), with a '-' for negatives. */
+/* Digits of v in base 10 or 16 (lowercase), with a '-' for negatives.
+ * Not json_write.c's tg_format_int: chunk sizes need base 16, and the
+ * bench's evhttp floor links this file alone. */
 static void put_int(struct line *l, long long v, unsigned base)
 {
     static const char digits[] = "0123456789abcdef";
