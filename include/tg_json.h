@@ -1,10 +1,12 @@
 /*
- * tg_json.h - reading JSON with jsmn, strictly, and writing it to evbuffers.
+ * tg_json.h - reading JSON into jsmn's tokens, strictly, and writing it to
+ * evbuffers.
  *
- * Reading: tg_json_parse first checks the text against RFC 8259 (jsmn alone
- * accepts some malformed input), then tokenizes it with jsmn into tokens that
- * point into the caller's buffer. Nothing is copied until the caller asks for
- * a decoded string. Accessors take a token index and return a status, so a
+ * Reading: tg_json_parse checks the text against RFC 8259 (jsmn alone
+ * accepts some malformed input) and, in the same pass, writes the tokens
+ * jsmn would write for it, which point into the caller's buffer; the tests
+ * hold them to jsmn's own. Nothing is copied until the caller asks for a
+ * decoded string. Accessors take a token index and return a status, so a
  * value of the wrong type is an error the caller reports, never a crash.
  *
  * Writing: tg_json_write_str appends a quoted, escaped JSON string; the rest
@@ -136,6 +138,33 @@ void tg_json_write_int(struct evbuffer *out, int64_t v);
  * decimals: 1500000 micro-credits, unit 1e6, 6 digits -> 1.500000. */
 void tg_json_write_fixed(struct evbuffer *out, int64_t v, int64_t unit,
                          int digits);
+
+/*
+ * A JSON text written piece by piece into a stack buffer and added to an
+ * evbuffer in one append when the buffer fills or at tg_json_out_flush.
+ * For the texts written on every call (the usage line, an answer's body),
+ * where an evbuffer_add per piece cost more than the pieces. The pieces are
+ * written as by the tg_json_write_* functions above; nothing reaches buf
+ * before a flush.
+ */
+#define TG_JSON_OUT_SIZE 1024
+
+struct tg_json_out {
+    struct evbuffer *buf;
+    size_t len;
+    char bytes[TG_JSON_OUT_SIZE];
+};
+
+void tg_json_out_init(struct tg_json_out *o, struct evbuffer *buf);
+void tg_json_out_raw(struct tg_json_out *o, const char *s, size_t n);
+void tg_json_out_str(struct tg_json_out *o, const char *s, size_t n);
+void tg_json_out_int(struct tg_json_out *o, int64_t v);
+void tg_json_out_fixed(struct tg_json_out *o, int64_t v, int64_t unit,
+                       int digits);
+void tg_json_out_flush(struct tg_json_out *o);
+
+/* Writes a string literal without its NUL. */
+#define TG_OUT_LIT(o, lit) tg_json_out_raw((o), (lit), sizeof(lit) - 1)
 
 /* {"detail": message}: the error body of the FastAPI-style surfaces. */
 void tg_json_write_detail(struct evbuffer *out, const char *message);

@@ -1,19 +1,17 @@
 /*
- * json.c - strict JSON reading: an RFC 8259 validator in front of jsmn, and
- * the accessors over jsmn's tokens (see tg_json.h).
+ * json.c - strict JSON reading: an RFC 8259 parser that writes jsmn's
+ * tokens, and the accessors over them (see tg_json.h).
  *
  * jsmn is fast but accepts text RFC 8259 forbids ({"a":1 "b":2}, 01, bad
- * UTF-8), so tg_json_parse first walks the bytes once as a small state
- * machine with an explicit stack (no recursion), stopping at the first
- * problem, and counts the tokens jsmn will make. It then takes exactly that
- * many tokens from the arena and runs jsmn once. Every accessor checks the
- * token index it is given, so no index can read outside the tokens.
+ * UTF-8). So tg_json_parse walks the bytes once as a small state machine
+ * with an explicit stack (no recursion), stopping at the first problem,
+ * and writes as it goes the tokens jsmn would write for the same text
+ * (type, offsets, child count, parent link): one pass where validating and
+ * then running jsmn took two, each as costly as the other. The unit tests
+ * and the fuzzer compare every token with jsmn's own. Every accessor checks
+ * the token index it is given, so no index can read outside the tokens.
  */
-#define JSMN_PARENT_LINKS
-#define JSMN_STRICT
-#include <jsmn.h> /* the one copy of jsmn's implementation in tollgate */
-
-#include "tg_json.h" /* its JSMN_HEADER comes too late: jsmn.h is guarded */
+#include "tg_json.h"
 
 #include "tg.h"
 #include "tg_arena.h"
@@ -26,7 +24,10 @@
 /* Numbers at most this long are converted from a stack copy. */
 #define NUMBER_BUF_SIZE 64
 
-/* ---- validation --------------------------------------------------------- */
+/* Tokens first reserved for a document, and at most this many. */
+#define FIRST_TOKENS_MAX 256
+
+/* ---- parsing ------------------------------------------------------------ */
 
 enum scan_state {
     SCAN_VALUE, /* a value must start here */
@@ -39,12 +40,17 @@ struct scan {
     const unsigned char *s;
     size_t len;
     size_t pos;
-    size_t n_tok; /* tokens jsmn will produce: one per value and per key */
     enum scan_state state;
+    struct tg_arena *arena;
+    jsmntok_t *tok; /* written so far: n_tok of cap */
+    int n_tok;
+    int cap;
+    int key; /* the last key's token: the parent of the value after it */
     int depth;
-    unsigned char open[TG_JSON_MAX_DEPTH]; /* '{' or '[' per open level */
+    int open[TG_JSON_MAX_DEPTH]; /* the token of each open container */
     size_t err_at;
     const char *message;
+    bool nomem;
 };
 
 static bool scan_fail(struct scan *sc, size_t at, const char *message)
@@ -74,6 +80,68 @@ static bool at_end(const struct scan *sc)
 {
     return sc->pos == sc->len;
 }
+
+/* ---- tokens ------------------------------------------------------------- */
+
+/* Doubles the token array in the arena; the old one is left to the arena. */
+static bool grow(struct scan *sc)
+{
+    size_t cap = sc->cap == 0 ? sc->len / 4 + 8 : (size_t)sc->cap * 2;
+    jsmntok_t *tok;
+
+    if (sc->cap == 0 && cap > FIRST_TOKENS_MAX)
+        cap = FIRST_TOKENS_MAX;
+    /* A token takes two bytes of text at least (a value and its comma),
+     * so a text under INT_MAX bytes never needs INT_MAX tokens. */
+    if (cap > INT_MAX)
+        cap = INT_MAX;
+    tok = tg_arena_alloc(sc->arena, cap * sizeof(*tok));
+    if (tok == NULL) {
+        sc->nomem = true;
+        return scan_fail(sc, sc->pos, "out of memory");
+    }
+    if (sc->n_tok > 0)
+        memcpy(tok, sc->tok, (size_t)sc->n_tok * sizeof(*tok));
+    sc->tok = tok;
+    sc->cap = (int)cap;
+    return true;
+}
+
+/*
+ * A new token whose parent is `parent` (-1 for the root), counted among
+ * the parent's children as jsmn counts them. Its end is set when it ends.
+ */
+static jsmntok_t *emit(struct scan *sc, jsmntype_t type, size_t start,
+                       int parent)
+{
+    jsmntok_t *t;
+
+    if (sc->n_tok == sc->cap && !grow(sc))
+        return NULL;
+    if (parent >= 0)
+        sc->tok[parent].size++;
+    t = &sc->tok[sc->n_tok++];
+    t->type = type;
+    t->start = (int)start;
+    t->end = -1;
+    t->size = 0;
+    t->parent = parent;
+    return t;
+}
+
+/* jsmn makes a value in an object the child of its key; in an array, of
+ * the array. */
+static int value_parent(const struct scan *sc)
+{
+    int up;
+
+    if (sc->depth == 0)
+        return -1;
+    up = sc->open[sc->depth - 1];
+    return sc->tok[up].type == JSMN_OBJECT ? sc->key : up;
+}
+
+/* ---- values ------------------------------------------------------------- */
 
 /* Value of 4 hex digits at p, or -1. */
 static long hex4(const char *p)
@@ -172,6 +240,13 @@ static size_t scan_escape(struct scan *sc, size_t i)
     }
 }
 
+/* True for a byte that stands for itself in a string: printable ASCII but
+ * the quote and the backslash. The common case, tested first. */
+static bool is_plain(unsigned char c)
+{
+    return (unsigned char)(c - 0x20) < 0x60 && c != '"' && c != '\\';
+}
+
 /* A string starting at the quote at sc->pos; leaves pos past the end. */
 static bool scan_string(struct scan *sc)
 {
@@ -180,6 +255,10 @@ static bool scan_string(struct scan *sc)
     while (i < sc->len) {
         unsigned char c = sc->s[i];
 
+        if (is_plain(c)) {
+            i++;
+            continue;
+        }
         if (c == '"') {
             sc->pos = i + 1;
             return true;
@@ -188,8 +267,6 @@ static bool scan_string(struct scan *sc)
             k = scan_escape(sc, i);
         else if (c < 0x20)
             return scan_fail(sc, i, "control character in string");
-        else if (c < 0x80)
-            k = 1;
         else if ((k = utf8_seq_len(sc->s + i, sc->len - i)) == 0)
             return scan_fail(sc, i, "invalid UTF-8 in string");
         if (k == 0)
@@ -197,6 +274,17 @@ static bool scan_string(struct scan *sc)
         i += k;
     }
     return scan_fail(sc, sc->len, "unterminated string");
+}
+
+/* A string token: jsmn's offsets exclude the quotes. */
+static bool scan_string_token(struct scan *sc, int parent)
+{
+    jsmntok_t *t = emit(sc, JSMN_STRING, sc->pos + 1, parent);
+
+    if (t == NULL || !scan_string(sc))
+        return false;
+    t->end = (int)sc->pos - 1;
+    return true;
 }
 
 static size_t skip_digits(const struct scan *sc, size_t i)
@@ -247,48 +335,73 @@ static bool scan_literal(struct scan *sc, const char *word)
     return true;
 }
 
-static unsigned char closer_of(unsigned char open)
+/* A number or a literal: a primitive token, as jsmn makes for both. */
+static bool scan_primitive(struct scan *sc, int parent)
 {
-    return open == '{' ? '}' : ']';
+    jsmntok_t *t = emit(sc, JSMN_PRIMITIVE, sc->pos, parent);
+    bool ok;
+
+    if (t == NULL)
+        return false;
+    switch (sc->s[sc->pos]) {
+    case 't': ok = scan_literal(sc, "true"); break;
+    case 'f': ok = scan_literal(sc, "false"); break;
+    case 'n': ok = scan_literal(sc, "null"); break;
+    default: ok = scan_number(sc); break;
+    }
+    t->end = (int)sc->pos;
+    return ok;
+}
+
+/* Ends the innermost open container at sc->pos (its closing byte). */
+static void scan_close(struct scan *sc)
+{
+    sc->tok[sc->open[--sc->depth]].end = (int)sc->pos + 1;
+    sc->pos++;
+    sc->state = SCAN_AFTER;
 }
 
 /* '{' or '[' at sc->pos; an empty container closes at once. */
-static bool scan_open(struct scan *sc, unsigned char open)
+static bool scan_open(struct scan *sc, unsigned char open, int parent)
 {
+    jsmntok_t *t;
+
     if (sc->depth == TG_JSON_MAX_DEPTH)
         return scan_fail(sc, sc->pos, "nesting too deep");
-    sc->open[sc->depth++] = open;
+    t = emit(sc, open == '{' ? JSMN_OBJECT : JSMN_ARRAY, sc->pos, parent);
+    if (t == NULL)
+        return false;
+    sc->open[sc->depth++] = sc->n_tok - 1;
     sc->pos++;
     skip_ws(sc);
-    if (!at_end(sc) && sc->s[sc->pos] == closer_of(open)) {
-        sc->depth--;
-        sc->pos++;
-        sc->state = SCAN_AFTER;
-    } else {
+    if (!at_end(sc) && sc->s[sc->pos] == (open == '{' ? '}' : ']'))
+        scan_close(sc);
+    else
         sc->state = open == '{' ? SCAN_KEY : SCAN_VALUE;
-    }
     return true;
 }
 
 static bool scan_value(struct scan *sc)
 {
     unsigned char c;
+    int parent = value_parent(sc);
 
     if (at_end(sc))
         return scan_fail(sc, sc->pos, "unexpected end of input");
     c = sc->s[sc->pos];
-    sc->n_tok++;
     sc->state = SCAN_AFTER;
-    if (c == '-' || is_digit(c))
-        return scan_number(sc);
     switch (c) {
     case '{':
-    case '[': return scan_open(sc, c);
-    case '"': return scan_string(sc);
-    case 't': return scan_literal(sc, "true");
-    case 'f': return scan_literal(sc, "false");
-    case 'n': return scan_literal(sc, "null");
-    default: return scan_fail(sc, sc->pos, "expected a value");
+    case '[': return scan_open(sc, c, parent);
+    case '"': return scan_string_token(sc, parent);
+    case 't':
+    case 'f':
+    case 'n':
+    case '-': return scan_primitive(sc, parent);
+    default:
+        if (is_digit(c))
+            return scan_primitive(sc, parent);
+        return scan_fail(sc, sc->pos, "expected a value");
     }
 }
 
@@ -298,8 +411,8 @@ static bool scan_key(struct scan *sc)
         return scan_fail(sc, sc->pos, "unexpected end of input");
     if (sc->s[sc->pos] != '"')
         return scan_fail(sc, sc->pos, "expected a string key");
-    sc->n_tok++;
-    if (!scan_string(sc))
+    sc->key = sc->n_tok;
+    if (!scan_string_token(sc, sc->open[sc->depth - 1]))
         return false;
     skip_ws(sc);
     if (at_end(sc))
@@ -315,7 +428,8 @@ static bool scan_key(struct scan *sc)
 /* After a value: the end of the document, a ',' or the container's close. */
 static bool scan_after(struct scan *sc)
 {
-    unsigned char open, c;
+    bool in_object;
+    unsigned char c;
 
     skip_ws(sc);
     if (sc->depth == 0) {
@@ -327,22 +441,23 @@ static bool scan_after(struct scan *sc)
     }
     if (at_end(sc))
         return scan_fail(sc, sc->pos, "unexpected end of input");
-    open = sc->open[sc->depth - 1];
-    c = sc->s[sc->pos++];
-    if (c == closer_of(open)) {
-        sc->depth--;
+    in_object = sc->tok[sc->open[sc->depth - 1]].type == JSMN_OBJECT;
+    c = sc->s[sc->pos];
+    if (c == (in_object ? '}' : ']')) {
+        scan_close(sc);
         return true;
     }
     if (c != ',')
-        return scan_fail(sc, sc->pos - 1,
-                         open == '{' ? "expected ',' or '}' in object"
-                                     : "expected ',' or ']' in array");
-    skip_ws(sc);
-    if (!at_end(sc) && sc->s[sc->pos] == closer_of(open))
         return scan_fail(sc, sc->pos,
-                         open == '{' ? "trailing comma in object"
-                                     : "trailing comma in array");
-    sc->state = open == '{' ? SCAN_KEY : SCAN_VALUE;
+                         in_object ? "expected ',' or '}' in object"
+                                   : "expected ',' or ']' in array");
+    sc->pos++;
+    skip_ws(sc);
+    if (!at_end(sc) && sc->s[sc->pos] == (in_object ? '}' : ']'))
+        return scan_fail(sc, sc->pos,
+                         in_object ? "trailing comma in object"
+                                   : "trailing comma in array");
+    sc->state = in_object ? SCAN_KEY : SCAN_VALUE;
     return true;
 }
 
@@ -365,88 +480,32 @@ static bool scan_document(struct scan *sc)
     return ok;
 }
 
-/* ---- tokenizing --------------------------------------------------------- */
-
-static int report(struct tg_json_error *err, size_t offset, const char *message)
-{
-    if (err != NULL) {
-        err->offset = offset;
-        err->message = message;
-    }
-    return TG_ERROR;
-}
-
-/*
- * In strict mode jsmn wants a delimiter after every primitive, so it
- * rejects a document that is a bare number or literal ("42"). Such a
- * document is one token, filled here instead.
- */
-static void tokenize_root_primitive(struct tg_json *j, jsmntok_t *tok)
-{
-    size_t start = 0, end;
-
-    while (start < j->len && is_ws((unsigned char)j->src[start]))
-        start++;
-    end = start;
-    while (end < j->len && !is_ws((unsigned char)j->src[end]))
-        end++;
-    tok->type = JSMN_PRIMITIVE;
-    tok->start = (int)start;
-    tok->end = (int)end;
-    tok->size = 0;
-    tok->parent = -1;
-}
-
-static bool is_root_primitive(const struct tg_json *j)
-{
-    size_t i = 0;
-
-    while (i < j->len && is_ws((unsigned char)j->src[i]))
-        i++;
-    return i < j->len && j->src[i] != '{' && j->src[i] != '[' &&
-           j->src[i] != '"';
-}
-
-static int tokenize(struct tg_json *j, size_t n_tok, struct tg_arena *arena,
-                    struct tg_json_error *err)
-{
-    jsmntok_t *tok;
-    jsmn_parser parser;
-    int r;
-
-    if (n_tok > INT_MAX || n_tok > SIZE_MAX / sizeof(*tok))
-        return report(err, 0, "document too large");
-    tok = tg_arena_alloc(arena, n_tok * sizeof(*tok));
-    if (tok == NULL)
-        return TG_NOMEM;
-    if (is_root_primitive(j)) {
-        tokenize_root_primitive(j, tok);
-    } else {
-        jsmn_init(&parser);
-        r = jsmn_parse(&parser, j->src, j->len, tok, (unsigned int)n_tok);
-        if (r != (int)n_tok)
-            return report(err, 0, "internal error: jsmn disagrees");
-    }
-    j->tok = tok;
-    j->n_tok = (int)n_tok;
-    return TG_OK;
-}
-
 int tg_json_parse(struct tg_json *j, const char *src, size_t len,
                   struct tg_arena *arena, struct tg_json_error *err)
 {
-    struct scan sc = {.s = (const unsigned char *)src, .len = len};
+    struct scan sc = {
+        .s = (const unsigned char *)src, .len = len, .arena = arena};
 
     j->src = src;
     j->len = len;
     j->tok = NULL;
     j->n_tok = 0;
-    /* jsmn keeps offsets in int. */
-    if (len > INT_MAX)
-        return report(err, 0, "document too large");
-    if (!scan_document(&sc))
-        return report(err, sc.err_at, sc.message);
-    return tokenize(j, sc.n_tok, arena, err);
+    /* jsmn's tokens keep offsets in int. */
+    if (len > INT_MAX) {
+        sc.err_at = 0;
+        sc.message = "document too large";
+    } else if (scan_document(&sc)) {
+        j->tok = sc.tok;
+        j->n_tok = sc.n_tok;
+        return TG_OK;
+    }
+    if (sc.nomem)
+        return TG_NOMEM;
+    if (err != NULL) {
+        err->offset = sc.err_at;
+        err->message = sc.message;
+    }
+    return TG_ERROR;
 }
 
 /* ---- navigation --------------------------------------------------------- */

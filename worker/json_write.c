@@ -182,17 +182,26 @@ void tg_json_write_int(struct evbuffer *out, int64_t v)
     evbuffer_add(out, buf, tg_format_int(buf, v));
 }
 
-void tg_json_write_fixed(struct evbuffer *out, int64_t v, int64_t unit,
-                         int digits)
+/* Writes v / unit with `digits` decimals ending at end; returns where the
+ * text starts. end needs 48 bytes before it. */
+static char *fixed_of(int64_t v, int64_t unit, int digits, char *end)
 {
     uint64_t a = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    char buf[48], *end = buf + sizeof(buf);
     char *p = digits_of(a % (uint64_t)unit, digits, end);
 
     *--p = '.';
     p = digits_of(a / (uint64_t)unit, 1, p);
     if (v < 0)
         *--p = '-';
+    return p;
+}
+
+void tg_json_write_fixed(struct evbuffer *out, int64_t v, int64_t unit,
+                         int digits)
+{
+    char buf[48], *end = buf + sizeof(buf);
+    char *p = fixed_of(v, unit, digits, end);
+
     evbuffer_add(out, p, (size_t)(end - p));
 }
 
@@ -201,4 +210,71 @@ void tg_json_write_detail(struct evbuffer *out, const char *message)
     TG_ADD_LIT(out, "{\"detail\":");
     tg_json_write_str(out, message, strlen(message));
     TG_ADD_LIT(out, "}");
+}
+
+/* ---- buffered ----------------------------------------------------------- */
+
+void tg_json_out_init(struct tg_json_out *o, struct evbuffer *buf)
+{
+    o->buf = buf;
+    o->len = 0;
+}
+
+void tg_json_out_flush(struct tg_json_out *o)
+{
+    if (o->len > 0)
+        evbuffer_add(o->buf, o->bytes, o->len);
+    o->len = 0;
+}
+
+/* Room for n more bytes in o->bytes, flushing first if need be; false when
+ * n alone is more than it holds. */
+static bool room(struct tg_json_out *o, size_t n)
+{
+    if (n > sizeof(o->bytes) - o->len)
+        tg_json_out_flush(o);
+    return n <= sizeof(o->bytes);
+}
+
+void tg_json_out_raw(struct tg_json_out *o, const char *s, size_t n)
+{
+    if (!room(o, n)) {
+        evbuffer_add(o->buf, s, n);
+        return;
+    }
+    memcpy(o->bytes + o->len, s, n);
+    o->len += n;
+}
+
+void tg_json_out_str(struct tg_json_out *o, const char *s, size_t n)
+{
+    char *p;
+
+    if (n > PLAIN_MAX || !is_plain(s, n) || !room(o, n + 2)) {
+        tg_json_out_flush(o);
+        tg_json_write_str(o->buf, s, n);
+        return;
+    }
+    p = o->bytes + o->len;
+    p[0] = '"';
+    if (n > 0) /* an empty string may come as NULL */
+        memcpy(p + 1, s, n);
+    p[n + 1] = '"';
+    o->len += n + 2;
+}
+
+void tg_json_out_int(struct tg_json_out *o, int64_t v)
+{
+    char buf[24];
+
+    tg_json_out_raw(o, buf, tg_format_int(buf, v));
+}
+
+void tg_json_out_fixed(struct tg_json_out *o, int64_t v, int64_t unit,
+                       int digits)
+{
+    char buf[48], *end = buf + sizeof(buf);
+    char *p = fixed_of(v, unit, digits, end);
+
+    tg_json_out_raw(o, p, (size_t)(end - p));
 }

@@ -22,34 +22,31 @@
 
 #define KEY_ID_LEN 16
 
-/* Lines are built with plain appends, not printf, which cost more than
- * the rest of the line: this runs for every call. A member's name comes
- * with its punctuation as one literal, so it is one append. */
+/* A line is built in a tg_json_out and added in one append, not printf'd
+ * nor appended piece by piece, which cost more than the rest of the line:
+ * this runs for every call. A member's name comes with its punctuation as
+ * one literal. */
 #define NAME(key) ",\"" key "\":", sizeof(",\"" key "\":") - 1
 
-static void add_name(struct evbuffer *b, const char *name, size_t len)
+static void add_int(struct tg_json_out *o, const char *name, size_t len,
+                    int64_t v)
 {
-    evbuffer_add(b, name, len);
+    tg_json_out_raw(o, name, len);
+    tg_json_out_int(o, v);
 }
 
-static void add_int(struct evbuffer *b, const char *name, size_t len, int64_t v)
-{
-    add_name(b, name, len);
-    tg_json_write_int(b, v);
-}
-
-static void add_key(struct evbuffer *b, const char *name, size_t name_len,
+static void add_key(struct tg_json_out *o, const char *name, size_t name_len,
                     const char *value, size_t len)
 {
-    add_name(b, name, name_len);
+    tg_json_out_raw(o, name, name_len);
     if (value == NULL)
-        evbuffer_add(b, "null", 4);
+        TG_OUT_LIT(o, "null");
     else
-        tg_json_write_str(b, value, len);
+        tg_json_out_str(o, value, len);
 }
 
 /* The formatted second is kept: strftime once a second, not per line. */
-static void add_time(struct evbuffer *b)
+static void add_time(struct tg_json_out *o)
 {
     static time_t second = -1;
     static char when[32];
@@ -68,83 +65,83 @@ static void add_time(struct evbuffer *b)
     ms[1] = (char)('0' + tv.tv_usec / 10000 % 10);
     ms[2] = (char)('0' + tv.tv_usec / 1000 % 10);
     ms[3] = 'Z';
-    evbuffer_add(b, "{\"time\":\"", 9);
-    evbuffer_add(b, when, when_len);
-    evbuffer_add(b, ms, 4);
-    evbuffer_add(b, "\"", 1);
+    TG_OUT_LIT(o, "{\"time\":\"");
+    tg_json_out_raw(o, when, when_len);
+    tg_json_out_raw(o, ms, 4);
+    TG_OUT_LIT(o, "\"");
 }
 
 /* Who called, and what for. */
-static void add_caller(struct evbuffer *b, const struct tg_req *r)
+static void add_caller(struct tg_json_out *o, const struct tg_req *r)
 {
-    add_key(b, NAME("request_id"), r->id, strlen(r->id));
-    add_key(b, NAME("team"), r->team->name, strlen(r->team->name));
-    add_key(b, NAME("key_id"), r->key_id,
+    add_key(o, NAME("request_id"), r->id, strlen(r->id));
+    add_key(o, NAME("team"), r->team->name, strlen(r->team->name));
+    add_key(o, NAME("key_id"), r->key_id,
             r->key_id ? strnlen(r->key_id, KEY_ID_LEN) : 0);
-    add_key(b, NAME("surface"), r->front->name, strlen(r->front->name));
-    add_key(b, NAME("model_requested"), r->model_name.ptr, r->model_name.len);
+    add_key(o, NAME("surface"), r->front->name, strlen(r->front->name));
+    add_key(o, NAME("model_requested"), r->model_name.ptr, r->model_name.len);
     if (r->job_id != NULL)
-        add_key(b, NAME("job_id"), r->job_id, strlen(r->job_id));
+        add_key(o, NAME("job_id"), r->job_id, strlen(r->job_id));
     if (r->purpose.len > 0)
-        add_key(b, NAME("purpose"), r->purpose.ptr, r->purpose.len);
+        add_key(o, NAME("purpose"), r->purpose.ptr, r->purpose.len);
 }
 
 /* Which candidate was called, and on which try. */
-static void add_route(struct evbuffer *b, const struct tg_req *r)
+static void add_route(struct tg_json_out *o, const struct tg_req *r)
 {
     const struct tg_model *m = r->model;
 
-    add_key(b, NAME("provider"), m->provider->name, strlen(m->provider->name));
-    add_key(b, NAME("model"), m->name, strlen(m->name));
-    add_key(b, NAME("upstream_model"), m->upstream_id, strlen(m->upstream_id));
-    add_int(b, NAME("attempt"), r->n_attempts);
-    add_int(b, NAME("fallbacks"), r->n_fallbacks);
-    add_int(b, NAME("retries"), r->n_retries);
-    add_name(b, NAME("stream"));
+    add_key(o, NAME("provider"), m->provider->name, strlen(m->provider->name));
+    add_key(o, NAME("model"), m->name, strlen(m->name));
+    add_key(o, NAME("upstream_model"), m->upstream_id, strlen(m->upstream_id));
+    add_int(o, NAME("attempt"), r->n_attempts);
+    add_int(o, NAME("fallbacks"), r->n_fallbacks);
+    add_int(o, NAME("retries"), r->n_retries);
     if (r->chat.is_stream)
-        evbuffer_add(b, "true", 4);
+        TG_OUT_LIT(o, ",\"stream\":true");
     else
-        evbuffer_add(b, "false", 5);
+        TG_OUT_LIT(o, ",\"stream\":false");
 }
 
-static void add_usage(struct evbuffer *b, const struct tg_req *r)
+static void add_usage(struct tg_json_out *o, const struct tg_req *r)
 {
     struct tg_usage u = tg_quota_used(r);
     int64_t cost = tg_quota_cost(r->model, &u);
 
-    add_int(b, NAME("prompt_tokens"), u.prompt_tokens);
-    add_int(b, NAME("completion_tokens"), u.completion_tokens);
-    add_name(b, NAME("cost_usd"));
-    tg_json_write_fixed(b, cost, TG_SHM_NANO_USD, 9);
+    add_int(o, NAME("prompt_tokens"), u.prompt_tokens);
+    add_int(o, NAME("completion_tokens"), u.completion_tokens);
+    TG_OUT_LIT(o, ",\"cost_usd\":");
+    tg_json_out_fixed(o, cost, TG_SHM_NANO_USD, 9);
 }
 
 /* How it went: timings, the status answered, and why it failed. */
-static void add_outcome(struct evbuffer *b, const struct tg_req *r,
+static void add_outcome(struct tg_json_out *o, const struct tg_req *r,
                         const struct tg_event *ev)
 {
     int64_t now = tg_now_us(), first = r->call.first_byte_us;
     int status = ev == NULL ? 499 : ev->type == TG_EV_DONE ? 200 : ev->status;
 
-    add_name(b, NAME("latency_ms"));
-    tg_json_write_fixed(b, now - r->attempt_started_us, 1000, 3);
-    add_name(b, NAME("ttft_ms"));
+    TG_OUT_LIT(o, ",\"latency_ms\":");
+    tg_json_out_fixed(o, now - r->attempt_started_us, 1000, 3);
+    TG_OUT_LIT(o, ",\"ttft_ms\":");
     if (first > 0)
-        tg_json_write_fixed(b, first - r->attempt_started_us, 1000, 3);
+        tg_json_out_fixed(o, first - r->attempt_started_us, 1000, 3);
     else
-        evbuffer_add(b, "null", 4);
-    add_int(b, NAME("status"), status);
+        TG_OUT_LIT(o, "null");
+    add_int(o, NAME("status"), status);
     if (ev != NULL && ev->type == TG_EV_ERROR)
-        add_key(b, NAME("error"), ev->text.ptr, ev->text.len);
+        add_key(o, NAME("error"), ev->text.ptr, ev->text.len);
     else if (ev == NULL)
-        add_key(b, NAME("error"), "the client went away", 20);
+        add_key(o, NAME("error"), "the client went away", 20);
     else
-        add_key(b, NAME("error"), NULL, 0);
-    evbuffer_add(b, "}\n", 2);
+        add_key(o, NAME("error"), NULL, 0);
+    TG_OUT_LIT(o, "}\n");
 }
 
 void tg_usage_log_write(const struct tg_req *r, const struct tg_event *ev)
 {
     struct tg_worker *w = r->worker;
+    struct tg_json_out o;
     struct evbuffer *b;
 
     if (!tg_logfile_wants(&w->usage_log))
@@ -152,11 +149,13 @@ void tg_usage_log_write(const struct tg_req *r, const struct tg_event *ev)
     b = evbuffer_new();
     if (b == NULL)
         return;
-    add_time(b);
-    add_caller(b, r);
-    add_route(b, r);
-    add_usage(b, r);
-    add_outcome(b, r, ev);
+    tg_json_out_init(&o, b);
+    add_time(&o);
+    add_caller(&o, r);
+    add_route(&o, r);
+    add_usage(&o, r);
+    add_outcome(&o, r, ev);
+    tg_json_out_flush(&o);
     tg_logfile_write(&w->usage_log, b);
     evbuffer_free(b);
 }
@@ -165,6 +164,7 @@ void tg_usage_log_admin(const struct tg_req *r, const char *action,
                         const char *fields)
 {
     struct tg_worker *w = r->worker;
+    struct tg_json_out o;
     struct evbuffer *b;
 
     if (!tg_logfile_wants(&w->usage_log))
@@ -172,12 +172,17 @@ void tg_usage_log_admin(const struct tg_req *r, const char *action,
     b = evbuffer_new();
     if (b == NULL)
         return;
-    add_time(b);
-    add_key(b, NAME("request_id"), r->id, strlen(r->id));
-    evbuffer_add_printf(b, ",\"event\":\"admin\",\"action\":\"%s\"", action);
-    add_key(b, NAME("key_id"), r->key_id,
+    tg_json_out_init(&o, b);
+    add_time(&o);
+    add_key(&o, NAME("request_id"), r->id, strlen(r->id));
+    TG_OUT_LIT(&o, ",\"event\":\"admin\",\"action\":");
+    tg_json_out_str(&o, action, strlen(action));
+    add_key(&o, NAME("key_id"), r->key_id,
             r->key_id ? strnlen(r->key_id, KEY_ID_LEN) : 0);
-    evbuffer_add_printf(b, ",%s}\n", fields);
+    TG_OUT_LIT(&o, ",");
+    tg_json_out_raw(&o, fields, strlen(fields));
+    TG_OUT_LIT(&o, "}\n");
+    tg_json_out_flush(&o);
     tg_logfile_write(&w->usage_log, b);
     evbuffer_free(b);
 }

@@ -8,12 +8,20 @@
  */
 #include <criterion/criterion.h>
 
+/* jsmn itself, private to this file: the reference tg_json_parse's tokens
+ * are compared with. */
+#define JSMN_STATIC
+#define JSMN_PARENT_LINKS
+#define JSMN_STRICT
+#include <jsmn.h>
+
 #include "tg.h"
 #include "tg_arena.h"
 #include "tg_json.h"
 
 #include <event2/buffer.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -382,6 +390,73 @@ Test(json, jsmn_alone_accepts_missing_comma_but_parse_rejects_it)
     cr_assert_str_eq(err.message, "expected ',' or '}' in object");
 }
 
+/* Asserts that tg_json_parse and jsmn make the same tokens of text, field
+ * by field. jsmn (strict) cannot take a bare primitive at the root, so
+ * texts here are objects or arrays or strings. */
+static void expect_tokens_as_jsmn(const char *text, size_t len)
+{
+    struct tg_json j;
+    struct tg_json_error err;
+    jsmn_parser p;
+    jsmntok_t *want;
+    int n, i;
+
+    cr_assert_eq(tg_json_parse(&j, text, len, &arena, &err), TG_OK, "%.60s: %s",
+                 text, err.message);
+    jsmn_init(&p);
+    n = jsmn_parse(&p, text, len, NULL, 0);
+    cr_assert_eq(n, j.n_tok, "%.60s: jsmn %d tokens, ours %d", text, n,
+                 j.n_tok);
+    want = tg_arena_alloc(&arena, (size_t)n * sizeof(*want));
+    jsmn_init(&p);
+    cr_assert_eq(jsmn_parse(&p, text, len, want, (unsigned)n), n);
+    for (i = 0; i < n; i++) {
+        cr_expect_eq(j.tok[i].type, want[i].type, "%.60s: type of %d", text, i);
+        cr_expect_eq(j.tok[i].start, want[i].start, "%.60s: start %d", text, i);
+        cr_expect_eq(j.tok[i].end, want[i].end, "%.60s: end of %d", text, i);
+        cr_expect_eq(j.tok[i].size, want[i].size, "%.60s: size of %d", text, i);
+        cr_expect_eq(j.tok[i].parent, want[i].parent, "%.60s: parent of %d",
+                     text, i);
+    }
+}
+
+Test(json, tokens_are_jsmns)
+{
+    static const char *const texts[] = {
+        "{}",
+        "[]",
+        "\"\"",
+        "\"a\\\"b\\u00e9\"",
+        " { \"a\" : 1 , \"b\" : [ true , false , null ] } ",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]"
+        ","
+        "\"max_tokens\":16,\"stream\":false,\"temperature\":0.5e-3}",
+        "[[[]],[{}],{\"a\":{\"b\":{\"c\":[1,-2,3.5,4E+2]}}},\"x\"]",
+        "{\"a\":{},\"b\":[],\"c\":\"\",\"d\":{\"e\":[{}]},\"f\":0}",
+        "[\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\",\"\\ud83d\\ude00\"]",
+        "{\"k\":\"v\",\"k\":\"w\"}",
+        "\r\n\t[1]\r\n\t",
+    };
+    size_t k;
+
+    for (k = 0; k < TG_ARRAY_LEN(texts); k++)
+        expect_tokens_as_jsmn(texts[k], strlen(texts[k]));
+}
+
+/* More tokens than the parser first reserves: the token array grows, in
+ * the middle of nested containers whose indices must survive the move. */
+Test(json, tokens_are_jsmns_past_the_first_reservation)
+{
+    size_t n = 3000, k, at = 0;
+    char *text = tg_arena_alloc(&arena, n * 24 + 16);
+
+    at += (size_t)sprintf(text + at, "{\"list\":[");
+    for (k = 0; k < n; k++)
+        at += (size_t)sprintf(text + at, "%s{\"i\":%zu,\"v\":[1]}",
+                              k > 0 ? "," : "", k);
+    at += (size_t)sprintf(text + at, "],\"end\":true}");
+    expect_tokens_as_jsmn(text, at);
+}
 /* n levels of nested arrays, or of objects each under the key "k". */
 static char *nested(size_t n, bool objects)
 {
@@ -1057,4 +1132,88 @@ Test(json, write_fixed_pads_the_fraction)
                      "12345.678901234");
     cr_expect_str_eq(written_number(INT64_MIN, 1000000000, 9),
                      "-9223372036.854775808");
+}
+
+/* ---- buffered writing --------------------------------------------------- */
+
+/* The whole of buf as a NUL-terminated string in the arena; buf is freed. */
+static char *drained(struct evbuffer *buf)
+{
+    size_t len = evbuffer_get_length(buf);
+    char *copy = tg_arena_alloc(&arena, len + 1);
+
+    evbuffer_remove(buf, copy, len);
+    copy[len] = '\0';
+    evbuffer_free(buf);
+    return copy;
+}
+
+/* One text written piece by piece through tg_json_out and through the
+ * evbuffer writers must come out the same, whatever the pieces' lengths
+ * against the stack buffer's: str_len of 0, short, past PLAIN_MAX and
+ * past the buffer, with bytes that need escaping or repair. */
+static void expect_out_as_write(const char *s, size_t n, int rounds)
+{
+    struct evbuffer *via_out = evbuffer_new(), *direct = evbuffer_new();
+    struct tg_json_out o;
+    int k;
+
+    tg_json_out_init(&o, via_out);
+    for (k = 0; k < rounds; k++) {
+        TG_OUT_LIT(&o, "{\"s\":");
+        TG_ADD_LIT(direct, "{\"s\":");
+        tg_json_out_str(&o, s, n);
+        tg_json_write_str(direct, s, n);
+        tg_json_out_raw(&o, ",", 1);
+        evbuffer_add(direct, ",", 1);
+        tg_json_out_int(&o, INT64_MIN + k);
+        tg_json_write_int(direct, INT64_MIN + k);
+        tg_json_out_raw(&o, ",", 1);
+        evbuffer_add(direct, ",", 1);
+        tg_json_out_fixed(&o, -1234 * k, 1000, 3);
+        tg_json_write_fixed(direct, -1234 * k, 1000, 3);
+        tg_json_out_raw(&o, s, n);
+        evbuffer_add(direct, s, n);
+        TG_OUT_LIT(&o, "}\n");
+        TG_ADD_LIT(direct, "}\n");
+    }
+    tg_json_out_flush(&o);
+    cr_assert_str_eq(drained(via_out), drained(direct), "string of %zu", n);
+}
+
+Test(json, out_writes_what_the_evbuffer_writers_write)
+{
+    static char long_plain[3000], long_odd[3000];
+    size_t k;
+
+    for (k = 0; k < sizeof(long_plain); k++) {
+        long_plain[k] = (char)('a' + k % 26);
+        long_odd[k] = k % 5 == 0 ? '"' : k % 7 == 0 ? '\xff' : 'x';
+    }
+    expect_out_as_write(NULL, 0, 3);
+    expect_out_as_write(TEXT("gpt-4o"), 50);
+    expect_out_as_write(TEXT("line\nwith \"quotes\" and \\"), 40);
+    expect_out_as_write(TEXT("caf\xc3\xa9 \xe2\x82\xac"), 40);
+    expect_out_as_write(long_plain, 254, 9);
+    expect_out_as_write(long_plain, 255, 9);
+    expect_out_as_write(long_plain, 1023, 3);
+    expect_out_as_write(long_plain, 1024, 3);
+    expect_out_as_write(long_plain, sizeof(long_plain), 3);
+    expect_out_as_write(long_odd, sizeof(long_odd), 3);
+}
+
+/* Nothing reaches the evbuffer before the stack buffer is full or flushed:
+ * one append per line, which is the point. */
+Test(json, out_adds_nothing_before_the_flush)
+{
+    struct evbuffer *buf = evbuffer_new();
+    struct tg_json_out o;
+
+    tg_json_out_init(&o, buf);
+    TG_OUT_LIT(&o, "{\"a\":");
+    tg_json_out_int(&o, 1);
+    tg_json_out_str(&o, TEXT("x"));
+    cr_expect_eq(evbuffer_get_length(buf), 0);
+    tg_json_out_flush(&o);
+    cr_expect_str_eq(drained(buf), "{\"a\":1\"x\"");
 }
