@@ -24,7 +24,7 @@ LDLIBS   += $(PKG_LIBS) -lm
 # worker/http_error.c replaces libevent's evhttp_send_error and
 # worker/evbuffer_printf.c its evbuffer_add_printf (see there): pull them out
 # of the archive and export them so that libevent's own calls bind to them.
-OVERRIDES := evhttp_send_error evbuffer_add_printf
+OVERRIDES := evhttp_send_error evbuffer_add_printf evbuffer_read
 LDFLAGS  += $(foreach s,$(OVERRIDES),-Wl,-u,$(s) -Wl,--export-dynamic-symbol=$(s))
 ifdef SANITIZE
 CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer \

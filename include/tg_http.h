@@ -33,6 +33,10 @@ void tg_http_flush(struct evhttp_connection *conn);
  * evbuffer_printf.c: how the tests see that libevent binds to it. */
 unsigned long tg_http_fast_lines(void);
 
+/* Reads made by the FIONREAD-free evbuffer_read of evbuffer_read.c: how the
+ * tests see that libevent binds to it. */
+unsigned long tg_http_direct_reads(void);
+
 /* The reason phrase of a status code ("Bad Request"). */
 const char *tg_http_reason(int status);
 

@@ -112,20 +112,23 @@ ensure_tools() {
 }
 
 # The floor is built with tollgate's printf-free evbuffer_add_printf
-# (worker/evbuffer_printf.c), so that it stays the least evhttp costs as
+# (worker/evbuffer_printf.c) and FIONREAD-free evbuffer_read
+# (worker/evbuffer_read.c), so that it stays the least evhttp costs as
 # tollgate uses it.
 build_tools() {
   local src bin flags libs objs
-  local export_printf=-Wl,--export-dynamic-symbol=evbuffer_add_printf
+  local exports=-Wl,--export-dynamic-symbol=evbuffer_add_printf
+  exports+=,--export-dynamic-symbol=evbuffer_read
   flags="-O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow"
   flags+=" -Wstrict-prototypes -Wmissing-prototypes -Iinclude"
   libs="$(pkg-config --cflags --libs libevent) -lm"
   for src in upstream loadgen floor; do
     bin=$OUT/bin/$src
     objs=()
-    [[ $src == floor ]] && objs=(worker/evbuffer_printf.c "$export_printf")
+    [[ $src == floor ]] &&
+      objs=(worker/evbuffer_printf.c worker/evbuffer_read.c "$exports")
     if [[ ! -x $bin || scripts/bench/$src.c -nt $bin ||
-      worker/evbuffer_printf.c -nt $bin ]]; then
+      worker/evbuffer_printf.c -nt $bin || worker/evbuffer_read.c -nt $bin ]]; then
       # shellcheck disable=SC2086 # flags and libs are word lists
       ${CC:-cc} $flags scripts/bench/$src.c "${objs[@]}" -o "$bin" $libs
     fi
