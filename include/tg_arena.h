@@ -31,6 +31,10 @@ void *tg_arena_calloc(struct tg_arena *a, size_t n, size_t size);
 /* Copies s[0..n) and adds a NUL; NULL when out of memory. */
 char *tg_arena_strndup(struct tg_arena *a, const char *s, size_t n);
 
+/* s1 followed by s2, NUL-terminated; NULL when out of memory. Cheaper than
+ * tg_arena_printf("%s%s"), for what is built on every call. */
+char *tg_arena_join(struct tg_arena *a, const char *s1, const char *s2);
+
 /* printf into the arena; NULL when out of memory. */
 char *tg_arena_printf(struct tg_arena *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

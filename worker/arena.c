@@ -174,6 +174,18 @@ char *tg_arena_strndup(struct tg_arena *a, const char *s, size_t n)
     return p;
 }
 
+char *tg_arena_join(struct tg_arena *a, const char *s1, const char *s2)
+{
+    size_t n1 = strlen(s1), n2 = strlen(s2);
+    char *p = tg_arena_alloc(a, n1 + n2 + 1);
+
+    if (p == NULL)
+        return NULL;
+    memcpy(p, s1, n1);
+    memcpy(p + n1, s2, n2 + 1);
+    return p;
+}
+
 char *tg_arena_printf(struct tg_arena *a, const char *fmt, ...)
 {
     va_list ap;

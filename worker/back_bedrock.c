@@ -313,7 +313,7 @@ static int sigv4_request_of(struct tg_wire_call *w,
     headers[1] = (struct tg_sigv4_header){"content-type", CONTENT_TYPE};
     *sreq = (struct tg_sigv4_request){
         .method = "POST",
-        .path = tg_arena_printf(&w->arena, "%s%s", base_path, req->path),
+        .path = tg_arena_join(&w->arena, base_path, req->path),
         .headers = headers,
         .n_headers = 2,
         .body = evbuffer_pullup(req->body, -1),

@@ -53,8 +53,12 @@ static void end_call(struct tg_wire_call *w, int status, const char *message)
     if (w->is_finished)
         return;
     w->is_finished = true;
-    snprintf(text, sizeof(text), "%s", message ? message : "");
-    ev.text = (struct tg_str){text, strlen(text)};
+    /* Copied (cut as snprintf would): it may live in what call_free frees. */
+    ev.text.len = message ? strnlen(message, sizeof(text) - 1) : 0;
+    if (ev.text.len > 0)
+        memcpy(text, message, ev.text.len);
+    text[ev.text.len] = '\0';
+    ev.text.ptr = text;
     if (status == 0 && w->has_usage) {
         struct tg_event usage = {.type = TG_EV_USAGE, .usage = w->usage};
         if (call->on_event(call, &usage) != TG_OK) {

@@ -126,11 +126,11 @@ static int encode(struct tg_wire_call *w, struct tg_wire_request *req)
     struct evbuffer *b = req->body;
     size_t i;
 
-    snprintf(req->path, sizeof(req->path), "/chat/completions");
+    memcpy(req->path, "/chat/completions", sizeof("/chat/completions"));
     tg_wire_header(req, "Content-Type", "application/json");
     if (p->api_key[0] != '\0')
         tg_wire_header(req, "Authorization",
-                       tg_arena_printf(&w->arena, "Bearer %s", p->api_key));
+                       tg_arena_join(&w->arena, "Bearer ", p->api_key));
     TG_ADD_LIT(b, "{\"model\":");
     tg_json_write_str(b, w->call->model->upstream_id,
                       strlen(w->call->model->upstream_id));

@@ -243,3 +243,30 @@ Test(openai_parse, range_and_type_errors)
         teardown();
     }
 }
+
+/* Parameter paths are written without printf for text, %s, %d and %zu; the
+ * result, and its cut at the buffer's end, must be what snprintf makes. */
+Test(openai_parse, param_paths_are_what_snprintf_writes)
+{
+    char longer[200], want[sizeof(p.param)];
+    size_t base;
+
+    tg_parse_param(&p, "a%db%zuc%s", -5, (size_t)12, "x");
+    cr_expect_str_eq(p.param, "a-5b12cx");
+    base = tg_parse_push(&p, "[%d].%s", 3, "content");
+    cr_expect_eq(base, 8);
+    cr_expect_str_eq(p.param, "a-5b12cx[3].content");
+    tg_parse_pop(&p, base);
+    cr_expect_str_eq(p.param, "a-5b12cx");
+    tg_parse_param(&p, "%.3s!", "abcdef"); /* not written by hand */
+    cr_expect_str_eq(p.param, "abc!");
+    memset(longer, 'k', sizeof(longer) - 1);
+    longer[sizeof(longer) - 1] = '\0';
+    tg_parse_param(&p, "messages[%zu].%s", (size_t)7, longer);
+    memcpy(want, "messages[7].", 12); /* then what fits of longer */
+    memcpy(want + 12, longer, sizeof(want) - 13);
+    want[sizeof(want) - 1] = '\0';
+    cr_expect_str_eq(p.param, want);
+    tg_parse_push(&p, "[%d]", 1); /* no room left: unchanged */
+    cr_expect_str_eq(p.param, want);
+}
