@@ -21,10 +21,13 @@ CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
             -Wstrict-prototypes -Wmissing-prototypes -Iinclude $(PKG_CFLAGS)
 LDLIBS   += $(PKG_LIBS) -lm
-# worker/http_error.c replaces libevent's evhttp_send_error and
-# worker/evbuffer_printf.c its evbuffer_add_printf (see there): pull them out
-# of the archive and export them so that libevent's own calls bind to them.
-OVERRIDES := evhttp_send_error evbuffer_add_printf evbuffer_read
+# worker/http_error.c replaces libevent's evhttp_send_error,
+# worker/evbuffer_printf.c its evbuffer_add_printf, worker/evbuffer_read.c
+# its evbuffer_read and worker/evutil_strcasecmp.c its
+# evutil_ascii_strcasecmp (see each): pull them out of the archive and
+# export them so that libevent's own calls bind to them.
+OVERRIDES := evhttp_send_error evbuffer_add_printf evbuffer_read \
+             evutil_ascii_strcasecmp
 LDFLAGS  += $(foreach s,$(OVERRIDES),-Wl,-u,$(s) -Wl,--export-dynamic-symbol=$(s))
 ifdef SANITIZE
 CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer \

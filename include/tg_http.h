@@ -37,6 +37,10 @@ unsigned long tg_http_fast_lines(void);
  * tests see that libevent binds to it. */
 unsigned long tg_http_direct_reads(void);
 
+/* Header names compared by the evutil_ascii_strcasecmp of
+ * evutil_strcasecmp.c: how the tests see that libevent binds to it. */
+unsigned long tg_http_name_compares(void);
+
 /* The reason phrase of a status code ("Bad Request"). */
 const char *tg_http_reason(int status);
 

@@ -111,24 +111,32 @@ ensure_tools() {
   "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-# The floor is built with tollgate's printf-free evbuffer_add_printf
-# (worker/evbuffer_printf.c) and FIONREAD-free evbuffer_read
-# (worker/evbuffer_read.c), so that it stays the least evhttp costs as
-# tollgate uses it.
+# The floor is built with tollgate's replacements for libevent functions
+# (LIBEVENT_OVERRIDES), so that it stays the least evhttp costs as tollgate
+# uses it.
+LIBEVENT_OVERRIDES=(evbuffer_printf:evbuffer_add_printf
+  evbuffer_read:evbuffer_read evutil_strcasecmp:evutil_ascii_strcasecmp)
+
 build_tools() {
-  local src bin flags libs objs
-  local exports=-Wl,--export-dynamic-symbol=evbuffer_add_printf
-  exports+=,--export-dynamic-symbol=evbuffer_read
+  local src bin flags libs objs deps o newer
+  local sources=() exports=-Wl
+  for o in "${LIBEVENT_OVERRIDES[@]}"; do
+    sources+=("worker/${o%%:*}.c")
+    exports+=",--export-dynamic-symbol=${o##*:}"
+  done
   flags="-O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow"
   flags+=" -Wstrict-prototypes -Wmissing-prototypes -Iinclude"
   libs="$(pkg-config --cflags --libs libevent) -lm"
   for src in upstream loadgen floor; do
     bin=$OUT/bin/$src
     objs=()
-    [[ $src == floor ]] &&
-      objs=(worker/evbuffer_printf.c worker/evbuffer_read.c "$exports")
-    if [[ ! -x $bin || scripts/bench/$src.c -nt $bin ||
-      worker/evbuffer_printf.c -nt $bin || worker/evbuffer_read.c -nt $bin ]]; then
+    deps=("scripts/bench/$src.c")
+    if [[ $src == floor ]]; then
+      objs=("${sources[@]}" "$exports")
+      deps+=("${sources[@]}")
+    fi
+    newer=$(find "${deps[@]}" -newer "$bin" 2>/dev/null || true)
+    if [[ ! -x $bin || -n $newer ]]; then
       # shellcheck disable=SC2086 # flags and libs are word lists
       ${CC:-cc} $flags scripts/bench/$src.c "${objs[@]}" -o "$bin" $libs
     fi
