@@ -598,142 +598,156 @@ static void render_error(struct tg_req *r, int status, const char *code,
     TG_ADD_LIT(r->out, "}");
 }
 
+/* The answer and each stream chunk are written into a tg_json_out and
+ * added to r->out in one append or a few: this runs for every chunk of
+ * every stream, and an evbuffer_add per piece cost more than the pieces. */
+
 /* A string of ours that needs no escaping, such as a finish reason. */
-static void write_word(struct evbuffer *b, const char *word)
+static void write_word(struct tg_json_out *o, const char *word)
 {
-    TG_ADD_LIT(b, "\"");
-    evbuffer_add(b, word, strlen(word));
-    TG_ADD_LIT(b, "\"");
+    TG_OUT_LIT(o, "\"");
+    tg_json_out_raw(o, word, strlen(word));
+    TG_OUT_LIT(o, "\"");
 }
 
-static void write_usage(struct evbuffer *b, const struct tg_usage *u)
+static void write_usage(struct tg_json_out *o, const struct tg_usage *u)
 {
-    TG_ADD_LIT(b, "{\"prompt_tokens\":");
-    tg_json_write_int(b, u->prompt_tokens);
-    TG_ADD_LIT(b, ",\"completion_tokens\":");
-    tg_json_write_int(b, u->completion_tokens);
-    TG_ADD_LIT(b, ",\"total_tokens\":");
-    tg_json_write_int(b, u->prompt_tokens + u->completion_tokens);
-    TG_ADD_LIT(b, "}");
+    TG_OUT_LIT(o, "{\"prompt_tokens\":");
+    tg_json_out_int(o, u->prompt_tokens);
+    TG_OUT_LIT(o, ",\"completion_tokens\":");
+    tg_json_out_int(o, u->completion_tokens);
+    TG_OUT_LIT(o, ",\"total_tokens\":");
+    tg_json_out_int(o, u->prompt_tokens + u->completion_tokens);
+    TG_OUT_LIT(o, "}");
 }
 
-/* {"id":...,"object":"<object>","created":...,"model":..., written with
- * appends: this runs for every chunk of every stream, and printf cost more
- * than the rest of a chunk. */
-static void write_head(struct evbuffer *b, const struct tg_req *r,
+/* {"id":...,"object":"<object>","created":...,"model":..., */
+static void write_head(struct tg_json_out *o, const struct tg_req *r,
                        const char *object)
 {
-    TG_ADD_LIT(b, "{\"id\":\"chatcmpl-");
-    evbuffer_add(b, r->id, strlen(r->id));
-    TG_ADD_LIT(b, "\",\"object\":\"");
-    evbuffer_add(b, object, strlen(object));
-    TG_ADD_LIT(b, "\",\"created\":");
-    tg_json_write_int(b, r->created);
-    TG_ADD_LIT(b, ",\"model\":");
-    tg_json_write_str(b, r->model_name.ptr, r->model_name.len);
-    TG_ADD_LIT(b, ",");
+    TG_OUT_LIT(o, "{\"id\":\"chatcmpl-");
+    tg_json_out_raw(o, r->id, strlen(r->id));
+    TG_OUT_LIT(o, "\",\"object\":\"");
+    tg_json_out_raw(o, object, strlen(object));
+    TG_OUT_LIT(o, "\",\"created\":");
+    tg_json_out_int(o, r->created);
+    TG_OUT_LIT(o, ",\"model\":");
+    tg_json_out_str(o, r->model_name.ptr, r->model_name.len);
+    TG_OUT_LIT(o, ",");
 }
 
-static void write_tool_calls(struct evbuffer *b, const struct tg_answer *a)
+static void write_tool_calls(struct tg_json_out *o, const struct tg_answer *a)
 {
     size_t i;
 
-    TG_ADD_LIT(b, ",\"tool_calls\":[");
+    TG_OUT_LIT(o, ",\"tool_calls\":[");
     for (i = 0; i < a->n_calls; i++) {
         const struct tg_answer_call *c = &a->calls[i];
         struct evbuffer *args = c->arguments;
 
         if (i > 0)
-            TG_ADD_LIT(b, ",");
-        TG_ADD_LIT(b, "{\"id\":");
-        tg_json_write_str(b, c->id.ptr, c->id.len);
-        TG_ADD_LIT(b, ",\"type\":\"function\",\"function\":{\"name\":");
-        tg_json_write_str(b, c->name.ptr, c->name.len);
-        TG_ADD_LIT(b, ",\"arguments\":");
-        tg_json_write_str(b, (char *)evbuffer_pullup(args, -1),
-                          evbuffer_get_length(args));
-        TG_ADD_LIT(b, "}}");
+            TG_OUT_LIT(o, ",");
+        TG_OUT_LIT(o, "{\"id\":");
+        tg_json_out_str(o, c->id.ptr, c->id.len);
+        TG_OUT_LIT(o, ",\"type\":\"function\",\"function\":{\"name\":");
+        tg_json_out_str(o, c->name.ptr, c->name.len);
+        TG_OUT_LIT(o, ",\"arguments\":");
+        tg_json_out_str(o, (char *)evbuffer_pullup(args, -1),
+                        evbuffer_get_length(args));
+        TG_OUT_LIT(o, "}}");
     }
-    TG_ADD_LIT(b, "]");
+    TG_OUT_LIT(o, "]");
 }
 
 static int render_answer(struct tg_req *r)
 {
-    struct evbuffer *b = r->out;
     struct tg_answer *a = &r->answer;
     size_t n = evbuffer_get_length(a->text);
+    struct tg_json_out o;
 
-    write_head(b, r, "chat.completion");
-    TG_ADD_LIT(b, "\"choices\":[{\"index\":0,\"message\":{\"role\":"
-                  "\"assistant\",\"content\":");
+    tg_json_out_init(&o, r->out);
+    write_head(&o, r, "chat.completion");
+    TG_OUT_LIT(&o, "\"choices\":[{\"index\":0,\"message\":{\"role\":"
+                   "\"assistant\",\"content\":");
     if (n == 0 && a->n_calls > 0)
-        TG_ADD_LIT(b, "null");
+        TG_OUT_LIT(&o, "null");
     else
-        tg_json_write_str(b, (char *)evbuffer_pullup(a->text, -1), n);
-    TG_ADD_LIT(b, ",\"refusal\":null");
+        tg_json_out_str(&o, (char *)evbuffer_pullup(a->text, -1), n);
+    TG_OUT_LIT(&o, ",\"refusal\":null");
     if (a->n_calls > 0)
-        write_tool_calls(b, a);
-    TG_ADD_LIT(b, "},\"logprobs\":null,\"finish_reason\":");
-    write_word(b, finish_reason(a->stop_reason));
-    TG_ADD_LIT(b, "}],\"usage\":");
-    write_usage(b, &r->usage);
-    TG_ADD_LIT(b, ",\"system_fingerprint\":null}");
+        write_tool_calls(&o, a);
+    TG_OUT_LIT(&o, "},\"logprobs\":null,\"finish_reason\":");
+    write_word(&o, finish_reason(a->stop_reason));
+    TG_OUT_LIT(&o, "}],\"usage\":");
+    write_usage(&o, &r->usage);
+    TG_OUT_LIT(&o, ",\"system_fingerprint\":null}");
+    tg_json_out_flush(&o);
     return 200;
 }
 
 /* data: <head>"choices":[{"index":0,"delta":<delta>,...}]...\n\n — the
- * caller writes the delta object between chunk_open and chunk_close. */
-static void chunk_open(struct tg_req *r)
+ * caller writes the delta object between chunk_open and chunk_close, which
+ * adds the chunk to r->out. */
+static void chunk_open(struct tg_req *r, struct tg_json_out *o)
 {
-    TG_ADD_LIT(r->out, "data: ");
-    write_head(r->out, r, "chat.completion.chunk");
-    TG_ADD_LIT(r->out, "\"system_fingerprint\":null,\"choices\":"
-                       "[{\"index\":0,\"delta\":");
+    tg_json_out_init(o, r->out);
+    TG_OUT_LIT(o, "data: ");
+    write_head(o, r, "chat.completion.chunk");
+    TG_OUT_LIT(o, "\"system_fingerprint\":null,\"choices\":"
+                  "[{\"index\":0,\"delta\":");
 }
 
-static void chunk_close(struct tg_req *r, const char *finish)
+static void chunk_close(struct tg_req *r, struct tg_json_out *o,
+                        const char *finish)
 {
-    TG_ADD_LIT(r->out, ",\"logprobs\":null,\"finish_reason\":");
+    TG_OUT_LIT(o, ",\"logprobs\":null,\"finish_reason\":");
     if (finish != NULL)
-        write_word(r->out, finish);
+        write_word(o, finish);
     else
-        TG_ADD_LIT(r->out, "null");
-    TG_ADD_LIT(r->out, "}]");
+        TG_OUT_LIT(o, "null");
+    TG_OUT_LIT(o, "}]");
     if (r->chat.include_usage)
-        TG_ADD_LIT(r->out, ",\"usage\":null");
-    TG_ADD_LIT(r->out, "}\n\n");
+        TG_OUT_LIT(o, ",\"usage\":null");
+    TG_OUT_LIT(o, "}\n\n");
+    tg_json_out_flush(o);
 }
 
 static void render_stream_start(struct tg_req *r)
 {
-    chunk_open(r);
-    TG_ADD_LIT(r->out, "{\"role\":\"assistant\",\"content\":\"\","
-                       "\"refusal\":null}");
-    chunk_close(r, NULL);
+    struct tg_json_out o;
+
+    chunk_open(r, &o);
+    TG_OUT_LIT(&o, "{\"role\":\"assistant\",\"content\":\"\","
+                   "\"refusal\":null}");
+    chunk_close(r, &o, NULL);
 }
 
 static void render_tool_start(struct tg_req *r, const struct tg_event *ev)
 {
-    chunk_open(r);
-    TG_ADD_LIT(r->out, "{\"tool_calls\":[{\"index\":");
-    tg_json_write_int(r->out, ev->index);
-    TG_ADD_LIT(r->out, ",\"id\":");
-    tg_json_write_str(r->out, ev->id.ptr, ev->id.len);
-    TG_ADD_LIT(r->out, ",\"type\":\"function\",\"function\":{\"name\":");
-    tg_json_write_str(r->out, ev->name.ptr, ev->name.len);
-    TG_ADD_LIT(r->out, ",\"arguments\":\"\"}}]}");
-    chunk_close(r, NULL);
+    struct tg_json_out o;
+
+    chunk_open(r, &o);
+    TG_OUT_LIT(&o, "{\"tool_calls\":[{\"index\":");
+    tg_json_out_int(&o, ev->index);
+    TG_OUT_LIT(&o, ",\"id\":");
+    tg_json_out_str(&o, ev->id.ptr, ev->id.len);
+    TG_OUT_LIT(&o, ",\"type\":\"function\",\"function\":{\"name\":");
+    tg_json_out_str(&o, ev->name.ptr, ev->name.len);
+    TG_OUT_LIT(&o, ",\"arguments\":\"\"}}]}");
+    chunk_close(r, &o, NULL);
 }
 
 static void render_tool_delta(struct tg_req *r, const struct tg_event *ev)
 {
-    chunk_open(r);
-    TG_ADD_LIT(r->out, "{\"tool_calls\":[{\"index\":");
-    tg_json_write_int(r->out, ev->index);
-    TG_ADD_LIT(r->out, ",\"function\":{\"arguments\":");
-    tg_json_write_str(r->out, ev->text.ptr, ev->text.len);
-    TG_ADD_LIT(r->out, "}}]}");
-    chunk_close(r, NULL);
+    struct tg_json_out o;
+
+    chunk_open(r, &o);
+    TG_OUT_LIT(&o, "{\"tool_calls\":[{\"index\":");
+    tg_json_out_int(&o, ev->index);
+    TG_OUT_LIT(&o, ",\"function\":{\"arguments\":");
+    tg_json_out_str(&o, ev->text.ptr, ev->text.len);
+    TG_OUT_LIT(&o, "}}]}");
+    chunk_close(r, &o, NULL);
 }
 
 static void render_stream_error(struct tg_req *r, const struct tg_event *ev)
@@ -747,23 +761,33 @@ static void render_stream_error(struct tg_req *r, const struct tg_event *ev)
     TG_ADD_LIT(r->out, "}\n\n");
 }
 
+static void render_text(struct tg_req *r, const struct tg_event *ev)
+{
+    struct tg_json_out o;
+
+    chunk_open(r, &o);
+    TG_OUT_LIT(&o, "{\"content\":");
+    tg_json_out_str(&o, ev->text.ptr, ev->text.len);
+    TG_OUT_LIT(&o, "}");
+    chunk_close(r, &o, NULL);
+}
+
+static void render_stop(struct tg_req *r, const struct tg_event *ev)
+{
+    struct tg_json_out o;
+
+    chunk_open(r, &o);
+    TG_OUT_LIT(&o, "{}");
+    chunk_close(r, &o, finish_reason(ev->stop_reason));
+}
+
 static void render_stream_event(struct tg_req *r, const struct tg_event *ev)
 {
     switch (ev->type) {
-    case TG_EV_TEXT:
-        chunk_open(r);
-        TG_ADD_LIT(r->out, "{\"content\":");
-        tg_json_write_str(r->out, ev->text.ptr, ev->text.len);
-        TG_ADD_LIT(r->out, "}");
-        chunk_close(r, NULL);
-        break;
+    case TG_EV_TEXT: render_text(r, ev); break;
     case TG_EV_TOOL_START: render_tool_start(r, ev); break;
     case TG_EV_TOOL_DELTA: render_tool_delta(r, ev); break;
-    case TG_EV_STOP:
-        chunk_open(r);
-        TG_ADD_LIT(r->out, "{}");
-        chunk_close(r, finish_reason(ev->stop_reason));
-        break;
+    case TG_EV_STOP: render_stop(r, ev); break;
     case TG_EV_ERROR: render_stream_error(r, ev); break;
     default: break;
     }
@@ -771,15 +795,19 @@ static void render_stream_event(struct tg_req *r, const struct tg_event *ev)
 
 static void render_stream_end(struct tg_req *r)
 {
+    struct tg_json_out o;
+
+    tg_json_out_init(&o, r->out);
     if (r->chat.include_usage) {
-        TG_ADD_LIT(r->out, "data: ");
-        write_head(r->out, r, "chat.completion.chunk");
-        TG_ADD_LIT(r->out, "\"system_fingerprint\":null,\"choices\":[],"
-                           "\"usage\":");
-        write_usage(r->out, &r->usage);
-        TG_ADD_LIT(r->out, "}\n\n");
+        TG_OUT_LIT(&o, "data: ");
+        write_head(&o, r, "chat.completion.chunk");
+        TG_OUT_LIT(&o, "\"system_fingerprint\":null,\"choices\":[],"
+                       "\"usage\":");
+        write_usage(&o, &r->usage);
+        TG_OUT_LIT(&o, "}\n\n");
     }
-    TG_ADD_LIT(r->out, "data: [DONE]\n\n");
+    TG_OUT_LIT(&o, "data: [DONE]\n\n");
+    tg_json_out_flush(&o);
 }
 
 /* GET /v1/models: the groups and models this team may use. */
