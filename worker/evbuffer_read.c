@@ -9,21 +9,32 @@
  * a quarter of all the calls a request makes (strace; docs/BENCHMARKS.md).
  * libevent calls the function through its PLT, so this definition, in the
  * executable, is the one bound, as with evbuffer_add_printf
- * (evbuffer_printf.c). It reserves room for libevent's own most per read
- * and reads into it with one readv; the reservation is committed only as far
- * as the read filled it. The contract is libevent's: the number of bytes
- * read, 0 at the end of the stream, -1 with errno set by the read (or
- * without, when the buffer's end is frozen, as libevent does).
+ * (evbuffer_printf.c).
+ *
+ * It reads up to libevent's most per call into a stack buffer, with one
+ * read, and appends what came with evbuffer_add. Reading straight into
+ * space reserved in the buffer would save that copy, but the space must
+ * be reserved before the size is known: every request would then sit in a
+ * 4 KiB chain where libevent's FIONREAD-sized read gave it 1 KiB, and evhttp
+ * keeps a request's chain for as long as it is served, which made each
+ * held stream 3.5 KiB larger (make bench, scenario 4). evbuffer_add sizes
+ * the chain to the bytes, as libevent did.
+ *
+ * The contract is libevent's: the number of bytes read, 0 at the end of
+ * the stream, -1 with errno set by the read. One difference: when the
+ * buffer refuses the bytes (its end frozen, or no memory), libevent has not
+ * read them and this has; it returns -1 with errno ENOBUFS, and the
+ * connection fails. libevent's socket bufferevent, the one caller,
+ * unfreezes its input around every read.
  */
+#include <errno.h>
 #include <event2/buffer.h>
-#include <sys/uio.h>
+#include <unistd.h>
 
 #include "tg_http.h"
 
-/* libevent 2.1 reads at most 4096 bytes a call (EVBUFFER_MAX_READ). A little
- * less here, so that a new chain with its header (48 bytes) fits 4 KiB
- * rather than taking 8. */
-#define READ_MAX (4096 - 64)
+/* libevent 2.1 reads at most this much per call (EVBUFFER_MAX_READ). */
+#define READ_MAX 4096
 
 static unsigned long reads;
 
@@ -32,48 +43,20 @@ unsigned long tg_http_direct_reads(void)
     return reads;
 }
 
-/* The reservation may offer more than asked (the whole of each chain's
- * free space); the read must take no more than howmuch, which the
- * bufferevent computes from its watermark and its rate limit. */
-static int trim(struct iovec *iov, const struct evbuffer_iovec *space,
-                int n_vec, size_t howmuch)
-{
-    int i;
-
-    for (i = 0; i < n_vec && howmuch > 0; i++) {
-        iov[i].iov_base = space[i].iov_base;
-        iov[i].iov_len =
-            space[i].iov_len < howmuch ? space[i].iov_len : howmuch;
-        howmuch -= iov[i].iov_len;
-    }
-    return i;
-}
-
 int evbuffer_read(struct evbuffer *buf, evutil_socket_t fd, int howmuch)
 {
-    struct evbuffer_iovec space[2];
-    struct iovec iov[2];
+    char bytes[READ_MAX];
     ssize_t n;
-    int n_vec;
 
     if (howmuch < 0 || howmuch > READ_MAX)
         howmuch = READ_MAX;
-    n_vec = evbuffer_reserve_space(buf, howmuch, space, 2);
-    if (n_vec <= 0)
-        return -1;
-    n_vec = trim(iov, space, n_vec, (size_t)howmuch);
     reads++;
-    n = readv(fd, iov, n_vec);
+    n = read(fd, bytes, (size_t)howmuch);
     if (n <= 0)
         return (int)n;
-    if ((size_t)n <= iov[0].iov_len) {
-        space[0].iov_len = (size_t)n;
-        n_vec = 1;
-    } else {
-        space[0].iov_len = iov[0].iov_len;
-        space[1].iov_len = (size_t)n - iov[0].iov_len;
-    }
-    if (evbuffer_commit_space(buf, space, n_vec) != 0)
+    if (evbuffer_add(buf, bytes, (size_t)n) != 0) {
+        errno = ENOBUFS;
         return -1;
+    }
     return (int)n;
 }

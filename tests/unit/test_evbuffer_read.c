@@ -1,9 +1,10 @@
 /*
  * test_evbuffer_read.c - unit tests of the FIONREAD-free evbuffer_read
  * (worker/evbuffer_read.c): it reads what the peer sent, byte for byte, in
- * reads no larger than libevent's; it fills the space after what the buffer
- * holds; its returns at the end of the stream, on EAGAIN and on a frozen
- * buffer are libevent's; and a socket bufferevent binds to it.
+ * reads no larger than libevent's; it appends after what the buffer holds,
+ * in a chain sized to the bytes; its returns at the end of the stream and
+ * on EAGAIN are libevent's, a frozen buffer fails the read; and a socket
+ * bufferevent binds to it.
  */
 #include <criterion/criterion.h>
 
@@ -138,18 +139,38 @@ Test(evbuffer_read, nothing_to_read_is_eagain_and_adds_nothing)
     evbuffer_free(buf);
 }
 
-/* A buffer whose end is frozen takes nothing, and the bytes stay in the
- * socket for a later read. */
-Test(evbuffer_read, frozen_buffer_takes_nothing)
+/* A buffer whose end is frozen takes nothing: the read fails as an error,
+ * since the bytes have left the socket (libevent's bufferevent unfreezes
+ * its input around every read, so it never meets this). */
+Test(evbuffer_read, frozen_buffer_takes_nothing_and_fails)
 {
     struct evbuffer *buf = evbuffer_new();
 
     send_all("abc", 3);
     evbuffer_freeze(buf, 0);
+    errno = 0;
     cr_expect_eq(evbuffer_read(buf, fds[0], -1), -1);
+    cr_expect_eq(errno, ENOBUFS);
     cr_expect_eq(evbuffer_get_length(buf), 0);
     evbuffer_unfreeze(buf, 0);
-    cr_expect_eq(evbuffer_read(buf, fds[0], -1), 3);
+    evbuffer_free(buf);
+}
+
+/* The chain that takes a small read is sized to it, as after libevent's
+ * FIONREAD-sized read: a request of a few hundred bytes must not hold a
+ * 4 KiB chain for as long as it is served. */
+Test(evbuffer_read, a_small_read_takes_a_small_chain)
+{
+    struct evbuffer *buf = evbuffer_new();
+    struct evbuffer_iovec v;
+
+    send_all("POST / HTTP/1.1\r\n", 17);
+    cr_expect_eq(evbuffer_read(buf, fds[0], -1), 17);
+    cr_assert_eq(evbuffer_peek(buf, -1, NULL, &v, 1), 1);
+    cr_expect_eq(v.iov_len, 17);
+    /* The space left after it in its chain: under 1 KiB. */
+    cr_assert_eq(evbuffer_reserve_space(buf, 1, &v, 1), 1);
+    cr_expect_lt(v.iov_len, 1024);
     evbuffer_free(buf);
 }
 
