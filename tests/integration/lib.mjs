@@ -92,7 +92,11 @@ async function waitReady(gw) {
       throw new Error(`tollgate exited with ${gw.exitCode}:\n${gw.logs()}`);
     }
     try {
-      const res = await fetch(`${gw.url}/healthz`);
+      // Not kept alive: a test that reloads next would find this socket
+      // in fetch's pool, held by a worker that is draining, and could send
+      // its next request on it just as that worker exits (the keep-alive
+      // race every HTTP client meets; fetch does not retry a POST).
+      const res = await fetch(`${gw.url}/healthz`, { headers: { connection: 'close' } });
       if (res.status === 200) {
         await res.arrayBuffer();
         return;
