@@ -242,7 +242,8 @@ void tg_json_out_raw(struct tg_json_out *o, const char *s, size_t n)
         evbuffer_add(o->buf, s, n);
         return;
     }
-    memcpy(o->bytes + o->len, s, n);
+    if (n > 0) /* s may be NULL then */
+        memcpy(o->bytes + o->len, s, n);
     o->len += n;
 }
 
