@@ -6,13 +6,14 @@
  * list and comparing each name with evutil_ascii_strcasecmp. It does so
  * some fifteen times per proxied request (Host, Content-Length,
  * Connection, Transfer-Encoding, Date, ...), over lists of up to sixteen
- * headers, nearly all of which differ at the first byte: some 340
- * comparisons a request. libevent's own calls EVUTIL_TOLOWER_, an exported
- * function, for every character; that was 4 % of a request's instructions
- * (callgrind; docs/BENCHMARKS.md). libevent calls the comparison through its
- * PLT, so this definition, in the executable, is the one bound, as with
- * evbuffer_add_printf (evbuffer_printf.c). The result is libevent's: the
- * characters compared as char, after folding A-Z only.
+ * headers: about 80 comparisons a request (callgrind). libevent's own
+ * calls EVUTIL_TOLOWER_, an exported function, twice for every character
+ * compared; with it the comparisons were 4.5 % of a request's
+ * instructions, and 3 % without it (docs/BENCHMARKS.md). libevent calls
+ * the comparison through its PLT, so this definition, in the executable,
+ * is the one bound, as with evbuffer_add_printf (evbuffer_printf.c). The
+ * result is libevent's: the characters compared as char, after folding
+ * A-Z only.
  */
 #include <event2/util.h>
 
